@@ -1,0 +1,109 @@
+import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { HealthCheckResponse_ServingStatus, HealthService, type HealthCheckRequest, type HealthCheckResponse } from './gen/grpc/health/v1/health.js';
+import { EventHandlerService, type EventMessage, type HandlerDescription, type HandlerResponse as PbHandlerResponse } from './gen/stufio/events/v1/handler.js';
+import { statusForError } from './errors.js';
+import { normaliseReturn } from './response.js';
+import { EventRouter, type HandlerFn } from './router.js';
+
+export interface ServeOptions {
+  /** `host:port`, `:port` or `unix:///path.sock`; port 0 picks a free one. */
+  address: string;
+  handlers: Record<string, HandlerFn> | EventRouter;
+  /** Reported through Describe; names the durable of declared subscriptions. */
+  name?: string;
+  version?: string;
+}
+
+export interface RunningServer {
+  /** The bound port (0 for a unix socket). */
+  port: number;
+  address: string;
+  /** Switches grpc.health.v1 to NOT_SERVING (the sidecar pauses) or back. */
+  setServing(serving: boolean): void;
+  /** Graceful stop: health NOT_SERVING, in-flight calls finish, then the server closes. */
+  stop(): Promise<void>;
+}
+
+/** Hosts the handlers as EventHandler with grpc.health.v1 and Describe. */
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const router = EventRouter.from(options.handlers);
+  let serving = true;
+  const watchers = new Set<ServerDuplexStream<HealthCheckRequest, HealthCheckResponse> | { write(r: HealthCheckResponse): void }>();
+  const healthStatus = (): HealthCheckResponse => ({
+    status: serving ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING,
+  });
+
+  const run = async (event: EventMessage): Promise<PbHandlerResponse> => {
+    const fn = router.match(event.eventType);
+    if (!fn) throw Object.assign(new Error(`no handler for event type ${event.eventType}`), { code: status.UNIMPLEMENTED });
+    return normaliseReturn(await fn(event)).toProto();
+  };
+
+  const server = new Server();
+  server.addService(EventHandlerService, {
+    handle(call: ServerUnaryCall<EventMessage, PbHandlerResponse>, callback: sendUnaryData<PbHandlerResponse>) {
+      run(call.request).then(
+        (response) => callback(null, response),
+        (err: unknown) => callback({ code: codeOf(err), details: messageOf(err) }),
+      );
+    },
+    handleStream(call: ServerDuplexStream<EventMessage, PbHandlerResponse>) {
+      call.on('data', (event: EventMessage) => {
+        run(event).then(
+          (response) => call.write({ ...response, eventId: event.eventId }),
+          // A stream carries no per-message status: the error travels as a RETRY or DEAD_LETTER disposition.
+          (err: unknown) => {
+            const code = codeOf(err);
+            const retry = code !== status.INVALID_ARGUMENT && code !== status.UNIMPLEMENTED && code !== status.FAILED_PRECONDITION;
+            call.write({ result: undefined, metrics: undefined, publish: [], disposition: retry ? 2 : 3, retryDelayMs: 0, eventId: event.eventId, errorMessage: messageOf(err) });
+          },
+        );
+      });
+      call.on('end', () => call.end());
+    },
+    describe(_call: ServerUnaryCall<unknown, HandlerDescription>, callback: sendUnaryData<HandlerDescription>) {
+      callback(null, { name: options.name ?? 'ts-handler', version: options.version ?? '', subscriptions: router.declarations(), sdk: 'typescript' });
+    },
+  });
+  server.addService(HealthService, {
+    check(_call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: sendUnaryData<HealthCheckResponse>) {
+      callback(null, healthStatus());
+    },
+    watch(call: ServerDuplexStream<HealthCheckRequest, HealthCheckResponse>) {
+      watchers.add(call);
+      call.write(healthStatus());
+      call.on('cancelled', () => watchers.delete(call));
+    },
+  });
+
+  const target = /^:\d+$/.test(options.address) ? `0.0.0.0${options.address}` : options.address;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(target, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    address: target.startsWith('unix:') ? target : target.replace(/:\d+$/, `:${port}`),
+    setServing(next) {
+      serving = next;
+      for (const w of watchers) w.write(healthStatus());
+    },
+    stop() {
+      stopping ??= new Promise<void>((resolve) => {
+        serving = false;
+        server.tryShutdown(() => resolve());
+      });
+      return stopping;
+    },
+  };
+}
+
+function codeOf(err: unknown): status {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : statusForError(err);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+/**
+ * stufio-sidecar — run | check | publish | request | demo (DESIGN.md §5).
+ * Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or usage.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, errorMessage } from './errors.js';
+import { loadConfig, redactConfig, checkPublishableEventType, type SidecarConfig } from './config.js';
+import { connectNats } from './nats-connection.js';
+import { createLogger } from './logger.js';
+import { EventClient } from './event-client.js';
+import { Sidecar } from './sidecar.js';
+
+const USAGE = `usage: stufio-sidecar <command> [options]
+
+commands:
+  run --config FILE                 run the sidecar (default command)
+  check --config FILE               validate the configuration and print it resolved
+  publish EVENT_TYPE JSON           publish an event   [--entity-id ID] [--correlation-id ID]
+  request EVENT_TYPE JSON           publish and print the handler's result   [--timeout-ms N]
+  demo                              nats-server + example handler + sidecar on this machine
+
+options for publish/request: --config FILE, --server URL (else STUFIO_NATS_SERVERS, else nats://127.0.0.1:4222)
+`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'run';
+  const rest = command === argv[0] ? argv.slice(1) : argv;
+  switch (command) {
+    case 'run':
+      return run(rest);
+    case 'check':
+      return check(rest);
+    case 'publish':
+    case 'request':
+      return publishOrRequest(command, rest);
+    case 'demo': {
+      const { runDemo } = await import('./demo.js');
+      return runDemo(rest);
+    }
+    case 'help':
+    case '--help':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function configFrom(values: { config?: string; server?: string }): SidecarConfig {
+  const env = { ...process.env };
+  if (values.server) env.STUFIO_NATS_SERVERS = values.server;
+  return loadConfig({ file: values.config, env });
+}
+
+async function check(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const config = configFrom(values);
+  process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
+  return 0;
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const config = configFrom(values);
+  const sidecar = new Sidecar(config);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      sidecar.logger.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    sidecar.logger.info({ signal }, 'signal received, draining');
+    void sidecar.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    await sidecar.start();
+    await new Promise<void>((resolve) => {
+      const check = (state: string) => {
+        if (state === 'stopped' || state === 'failed') resolve();
+      };
+      sidecar.on('state', check);
+      check(sidecar.state);
+    });
+    await sidecar.stop();
+    return sidecar.state === 'failed' ? 1 : 0;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    sidecar.logger.error({ err: errorMessage(err) }, 'sidecar failed');
+    await sidecar.stop();
+    return 1;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+async function publishOrRequest(command: 'publish' | 'request', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      server: { type: 'string', short: 's' },
+      'entity-id': { type: 'string' },
+      'correlation-id': { type: 'string' },
+      'event-id': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+    },
+    strict: true,
+  });
+  const [eventType, json] = positionals;
+  if (!eventType || json === undefined || positionals.length > 2) throw new UsageError(`${command} needs EVENT_TYPE and JSON`);
+  checkPublishableEventType(eventType);
+  let payload: unknown;
+  try {
+    payload = JSON.parse(json);
+  } catch (err) {
+    throw new UsageError(`JSON argument is not valid JSON: ${errorMessage(err)}`);
+  }
+  const timeoutMs = values['timeout-ms'] ? Number(values['timeout-ms']) : 10_000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms must be a positive number');
+  const config = configFrom(values);
+  const logger = createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'warn' });
+  const nc = await connectNats({ ...config.nats }, Math.min(config.nats.connect_timeout_ms, 10_000));
+  try {
+    const client = await EventClient.create(nc, { prefix: config.subject_prefix, logger });
+    const event = { eventType, payload, entityId: values['entity-id'], correlationId: values['correlation-id'], eventId: values['event-id'] };
+    if (command === 'publish') {
+      const receipt = await client.publish(event);
+      process.stdout.write(`${JSON.stringify({ event_id: receipt.eventId, subject: receipt.subject, stream: receipt.stream, sequence: receipt.sequence, duplicate: receipt.duplicate })}\n`);
+      return 0;
+    }
+    const reply = await client.request(event, timeoutMs);
+    if (reply.error) {
+      process.stderr.write(`error ${reply.errorCode ?? ''}: ${reply.error}\n`);
+      return 1;
+    }
+    process.stdout.write(`${JSON.stringify(reply.result)}\n`);
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`${p}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof UsageError) {
+      process.stderr.write(`stufio-sidecar: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`stufio-sidecar: ${errorMessage(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,58 @@
+/**
+ * Validates a HandlerResponse against the publish limits and turns its follow-ups into messages.
+ * Either every follow-up is valid and encoded, or the response is refused as a whole: a partly
+ * applied response would publish some events of a chain and not others.
+ */
+import type { EventMessage, HandlerResponse } from './gen/stufio/events/v1/handler.js';
+import { encodeFollowUp, isReservedHeader, type EncodeContext, type OutboundEvent } from './cloudevents.js';
+import { InvalidResponseError } from './errors.js';
+import { publishableEventTypeProblem } from './event-type.js';
+
+export interface PublishLimits {
+  maxPerResponse: number;
+  maxPayloadBytes: number;
+  maxHops: number;
+  maxDelayMs: number;
+  isAllowed: (eventType: string) => boolean;
+}
+
+export function planFollowUps(parent: EventMessage, response: HandlerResponse, limits: PublishLimits, ctx: EncodeContext): OutboundEvent[] {
+  const publish = response.publish;
+  if (publish.length === 0) return [];
+  if (publish.length > limits.maxPerResponse) {
+    throw new InvalidResponseError('too_many_followups', `${publish.length} follow-ups exceed publish.max_per_response (${limits.maxPerResponse})`);
+  }
+  if (parent.hops + 1 > limits.maxHops) {
+    throw new InvalidResponseError('hop_limit', `follow-ups would reach hop ${parent.hops + 1}, past publish.max_hops (${limits.maxHops})`);
+  }
+  const out: OutboundEvent[] = new Array(publish.length);
+  for (let i = 0; i < publish.length; i++) {
+    const info = publish[i]!;
+    const at = `publish[${i}]`;
+    const typeProblem = publishableEventTypeProblem(info.eventType);
+    if (typeProblem) throw new InvalidResponseError('invalid_event_type', `${at}.event_type: ${typeProblem}`);
+    if (!limits.isAllowed(info.eventType)) {
+      throw new InvalidResponseError('event_type_not_allowed', `${at}.event_type: "${info.eventType}" is not in publish.allow`);
+    }
+    if (info.payload !== undefined && info.data.length > 0) {
+      throw new InvalidResponseError('invalid_followup', `${at}: set payload or data, not both`);
+    }
+    if (info.delayMs > limits.maxDelayMs) {
+      throw new InvalidResponseError('invalid_delay', `${at}.delay_ms: ${info.delayMs} exceeds publish.max_delay_ms (${limits.maxDelayMs})`);
+    }
+    for (const name of Object.keys(info.headers ?? {})) {
+      if (isReservedHeader(name)) throw new InvalidResponseError('invalid_followup', `${at}.headers: "${name}" is reserved for the sidecar`);
+    }
+    const event = encodeFollowUp(parent, info, i, ctx);
+    if (event.data.byteLength > limits.maxPayloadBytes) {
+      throw new InvalidResponseError('payload_too_large', `${at}: payload of ${event.data.byteLength} bytes exceeds publish.max_payload_bytes (${limits.maxPayloadBytes})`);
+    }
+    out[i] = event;
+  }
+  return out;
+}
+
+/** The seed's pattern: a handler that caught its own error reports `metrics: {success: false}`. */
+export function reportsFailure(response: HandlerResponse): boolean {
+  return response.metrics?.values?.success === false;
+}
