@@ -115,19 +115,14 @@ export function decodeEvent(prefix: string, msg: InboundMessage, parseJson = tru
     }
     event.contentType = contentType;
     event.data = toBuffer(msg.data);
-    if (parseJson && isJsonContentType(contentType)) event.payload = parseJsonBody(event.data, true);
+    parsePayload(event, contentType, parseJson);
   } else if (contentType.startsWith(STRUCTURED_CONTENT_TYPE)) {
     event = decodeStructured(base(), msg.data);
   } else {
     event = base();
     event.contentType = contentType;
     event.data = toBuffer(msg.data);
-    event.time = undefined;
-    // A plain body is JSON when it says so, or when it parses: `nats pub events.x '{"a":1}'` sets no content type.
-    if (parseJson && (contentType === '' || isJsonContentType(contentType))) {
-      event.payload = parseJsonBody(event.data, contentType !== '');
-      if (event.payload !== undefined && contentType === '') event.contentType = JSON_CONTENT_TYPE;
-    }
+    parsePayload(event, contentType, parseJson);
   }
 
   if (event.eventType === '') {
@@ -141,6 +136,13 @@ export function decodeEvent(prefix: string, msg: InboundMessage, parseJson = tru
   if (event.correlationId === '') event.correlationId = event.eventId;
   if (event.time === undefined && msg.storedAtMs !== undefined) event.time = new Date(msg.storedAtMs);
   return event;
+}
+
+/** A body is JSON when it says so, or says nothing and parses: `nats pub events.x '{"a":1}'` sets no content type. */
+function parsePayload(event: EventMessage, contentType: string, parseJson: boolean): void {
+  if (!parseJson || (contentType !== '' && !isJsonContentType(contentType))) return;
+  event.payload = parseJsonBody(event.data, contentType !== '');
+  if (event.payload !== undefined && contentType === '') event.contentType = JSON_CONTENT_TYPE;
 }
 
 function decodeStructured(event: EventMessage, body: Uint8Array): EventMessage {
