@@ -49,10 +49,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function configFrom(values: { config?: string; server?: string }): SidecarConfig {
+function configFrom(values: { config?: string; server?: string }, requireSubscriptions = true): SidecarConfig {
   const env = { ...process.env };
   if (values.server) env.STUFIO_NATS_SERVERS = values.server;
-  return loadConfig({ file: values.config, env });
+  return loadConfig({ file: values.config, env, requireSubscriptions });
 }
 
 async function check(args: string[]): Promise<number> {
@@ -125,7 +125,7 @@ async function publishOrRequest(command: 'publish' | 'request', args: string[]):
   }
   const timeoutMs = values['timeout-ms'] ? Number(values['timeout-ms']) : 10_000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms must be a positive number');
-  const config = configFrom(values);
+  const config = configFrom(values, false);
   const logger = createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'warn' });
   const nc = await connectNats({ ...config.nats }, Math.min(config.nats.connect_timeout_ms, 10_000));
   try {

@@ -129,9 +129,6 @@ const ConfigSchema = z
       problem(['nats', 'tls', cfg.nats.tls.cert_file ? 'key_file' : 'cert_file'], 'cert_file and key_file go together');
     }
 
-    if (cfg.subscriptions.length === 0 && !cfg.handler.describe) {
-      problem(['subscriptions'], 'at least one subscription is required (or set handler.describe: true)');
-    }
     const durables = new Map<string, number>();
     cfg.subscriptions.forEach((sub, i) => {
       const at = (field: string) => ['subscriptions', i, field];
@@ -213,6 +210,8 @@ export interface LoadOptions {
   /** Path of a YAML or JSON file; omitted = defaults plus environment. */
   file?: string;
   env?: NodeJS.ProcessEnv;
+  /** False for the client commands (publish, request), which consume nothing. Default true. */
+  requireSubscriptions?: boolean;
 }
 
 /** Reads, merges and validates the configuration. Throws ConfigError listing every problem. */
@@ -234,11 +233,11 @@ export function loadConfig(options: LoadOptions = {}): SidecarConfig {
       throw new ConfigError([`config file ${options.file}: expected a mapping at the top level`]);
     }
   }
-  return parseConfig(raw, options.env ?? process.env);
+  return parseConfig(raw, options.env ?? process.env, options);
 }
 
 /** Validates an already-parsed configuration object (after applying the environment overrides). */
-export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): SidecarConfig {
+export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, options: Pick<LoadOptions, 'requireSubscriptions'> = {}): SidecarConfig {
   const fromEnv = new Map<string, string>();
   const merged = structuredClone(raw ?? {}) as Record<string, unknown>;
   const envProblems: string[] = [];
@@ -261,6 +260,9 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): SidecarC
       const envName = fromEnv.get(issue.path.join('.'));
       problems.push(`${field || '(root)'}${envName ? ` (from ${envName})` : ''}: ${describeIssue(issue)}`);
     }
+  }
+  if (result.success && options.requireSubscriptions !== false && result.data.subscriptions.length === 0 && !result.data.handler.describe) {
+    problems.push('subscriptions: at least one subscription is required (or set handler.describe: true)');
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return deepFreeze(result.data) as SidecarConfig;
@@ -293,7 +295,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
     case 'invalid_type':
-      return issue.input === undefined ? 'required' : `expected ${issue.expected}`;
+      // zod does not keep the input on the issue; its message says what it received.
+      return /received undefined/.test(issue.message) ? 'required' : `expected ${issue.expected}`;
     default:
       return issue.message;
   }
