@@ -39,6 +39,9 @@ const HandlerSchema = z
     address: z.string().min(1).default('unix:///var/run/stufio/handler.sock'),
     timeout_ms: positiveInt(3_600_000).default(5000),
     mode: z.enum(['unary', 'stream']).default('unary'),
+    /** Stream mode: parallel HandleStream calls, and events in flight on each. */
+    streams: positiveInt(64).default(2),
+    stream_window: positiveInt(100_000).default(1024),
     health_check: z.boolean().default(true),
     /** Polling period of grpc.health.v1 Check while running. */
     health_interval_ms: positiveInt(60_000).default(1000),

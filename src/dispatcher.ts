@@ -132,7 +132,13 @@ export class Dispatcher {
       const t0 = performance.now();
       try {
         response = await this.deps.handler.handle(event);
-        result = { kind: 'response', response };
+        if (response.errorCode !== 0) {
+          // Stream mode's way of saying "this call failed with status errorCode".
+          result = { kind: 'call_failed', code: response.errorCode, message: response.errorMessage || `handler error code ${response.errorCode}` };
+          response = undefined;
+        } else {
+          result = { kind: 'response', response };
+        }
       } catch (err) {
         if (!(err instanceof HandlerCallError)) throw err;
         if (err.code === status.UNAVAILABLE) this.deps.health.suspect();

@@ -12,10 +12,17 @@ import {
   type HandlerResponse,
 } from './gen/stufio/events/v1/handler.js';
 import { HandlerCallError } from './errors.js';
+import { HandlerStreams } from './handler-stream.js';
+import { silentLogger, type Logger } from './logger.js';
 
 export interface HandlerClientOptions {
   address: string;
   timeoutMs: number;
+  mode?: 'unary' | 'stream';
+  /** Stream mode: parallel HandleStream calls and events in flight on each. */
+  streams?: number;
+  streamWindow?: number;
+  logger?: Logger;
   /** Largest response accepted from the handler; bounded so a runaway handler cannot exhaust memory. */
   maxResponseBytes?: number;
 }
@@ -28,6 +35,7 @@ export class HandlerClient {
   readonly #handler: EventHandlerClient;
   readonly #health: HealthClient;
   readonly #timeoutMs: number;
+  readonly #streams: HandlerStreams | undefined;
 
   constructor(options: HandlerClientOptions) {
     const channelOptions: ChannelOptions = {
@@ -43,6 +51,13 @@ export class HandlerClient {
     // Same target and options: grpc-js shares the subchannel, so health and Handle probe the same connection.
     this.#health = new HealthClient(target, credentials.createInsecure(), channelOptions);
     this.#timeoutMs = options.timeoutMs;
+    if (options.mode === 'stream') {
+      this.#streams = new HandlerStreams(this.#handler, {
+        streams: options.streams ?? 2,
+        window: options.streamWindow ?? 1024,
+        logger: options.logger ?? silentLogger(),
+      });
+    }
   }
 
   get timeoutMs(): number {
@@ -50,6 +65,7 @@ export class HandlerClient {
   }
 
   handle(event: EventMessage, timeoutMs = this.#timeoutMs): Promise<HandlerResponse> {
+    if (this.#streams) return this.#streams.handle(event, timeoutMs);
     return new Promise((resolve, reject) => {
       this.#handler.handle(event, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, response) => {
         if (err) reject(toCallError(err));
@@ -91,6 +107,7 @@ export class HandlerClient {
   }
 
   close(): void {
+    this.#streams?.close();
     this.#handler.close();
     this.#health.close();
   }

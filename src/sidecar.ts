@@ -51,7 +51,14 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
       maxHandlerMetricNames: config.metrics.max_handler_metric_names,
       maxLabelValues: config.metrics.max_label_values,
     });
-    this.handler = new HandlerClient({ address: config.handler.address, timeoutMs: config.handler.timeout_ms });
+    this.handler = new HandlerClient({
+      address: config.handler.address,
+      timeoutMs: config.handler.timeout_ms,
+      mode: config.handler.mode,
+      streams: config.handler.streams,
+      streamWindow: config.handler.stream_window,
+      logger: this.logger,
+    });
     this.health = new HandlerHealth(this.handler, { enabled: config.handler.health_check, intervalMs: config.handler.health_interval_ms, logger: this.logger });
     this.health.on('change', (s) => this.metrics.handlerServing.set(s === 'SERVING' ? 1 : 0));
   }

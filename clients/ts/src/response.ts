@@ -68,6 +68,7 @@ export class HandlerResponse {
       retryDelayMs: this.retryDelayMs,
       eventId,
       errorMessage: this.errorMessage,
+      errorCode: 0,
     };
   }
 }

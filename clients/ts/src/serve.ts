@@ -51,11 +51,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       call.on('data', (event: EventMessage) => {
         run(event).then(
           (response) => call.write({ ...response, eventId: event.eventId }),
-          // A stream carries no per-message status: the error travels as a RETRY or DEAD_LETTER disposition.
+          // A stream message has no status of its own: the code travels in error_code, and the sidecar
+          // treats it exactly as a unary call that failed with it.
           (err: unknown) => {
-            const code = codeOf(err);
-            const retry = code !== status.INVALID_ARGUMENT && code !== status.UNIMPLEMENTED && code !== status.FAILED_PRECONDITION;
-            call.write({ result: undefined, metrics: undefined, publish: [], disposition: retry ? 2 : 3, retryDelayMs: 0, eventId: event.eventId, errorMessage: messageOf(err) });
+            call.write({ result: undefined, metrics: undefined, publish: [], disposition: 0, retryDelayMs: 0, eventId: event.eventId, errorMessage: messageOf(err), errorCode: codeOf(err) });
           },
         );
       });

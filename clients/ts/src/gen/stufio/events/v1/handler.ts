@@ -133,6 +133,12 @@ export interface HandlerResponse {
   eventId: string;
   /** Why the handler asked for RETRY or DEAD_LETTER; recorded with the dead letter. */
   errorMessage: string;
+  /**
+   * Stream mode, where a message has no status of its own: the gRPC status code (google.rpc.Code) the
+   * handler's error would have had in a unary call. Non-zero makes the sidecar treat the response exactly
+   * like a unary call that failed with this code (error_message is its message).
+   */
+  errorCode: number;
 }
 
 export interface DescribeRequest {
@@ -1089,6 +1095,7 @@ function createBaseHandlerResponse(): HandlerResponse {
     retryDelayMs: 0,
     eventId: "",
     errorMessage: "",
+    errorCode: 0,
   };
 }
 
@@ -1114,6 +1121,9 @@ export const HandlerResponse: MessageFns<HandlerResponse> = {
     }
     if (message.errorMessage !== "") {
       writer.uint32(58).string(message.errorMessage);
+    }
+    if (message.errorCode !== 0) {
+      writer.uint32(64).uint32(message.errorCode);
     }
     return writer;
   },
@@ -1187,6 +1197,14 @@ export const HandlerResponse: MessageFns<HandlerResponse> = {
             message.errorMessage = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.errorCode = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1213,6 +1231,7 @@ export const HandlerResponse: MessageFns<HandlerResponse> = {
     message.retryDelayMs = object.retryDelayMs ?? 0;
     message.eventId = object.eventId ?? "";
     message.errorMessage = object.errorMessage ?? "";
+    message.errorCode = object.errorCode ?? 0;
     return message;
   },
 };
