@@ -98,6 +98,8 @@ const MetricsSchema = z
     max_handler_metric_names: positiveInt(100_000).default(100),
     max_label_values: positiveInt(100_000).default(50),
     providers: z.array(z.string().min(1)).default([]),
+    /** Histogram buckets for handler-returned numbers, by metric name (sanitised); `default` for the rest. */
+    buckets: z.record(z.string(), z.array(z.number()).min(1)).default({}),
   })
   .prefault({});
 
@@ -165,6 +167,10 @@ const ConfigSchema = z
       if (/[*>]/.test(cfg.metrics.record_subject)) problem(['metrics', 'record_subject'], 'must not contain wildcards');
     } else if (cfg.metrics.record_subject !== '') {
       problem(['metrics', 'record_subject'], 'must be a NATS subject');
+    }
+
+    for (const [name, buckets] of Object.entries(cfg.metrics.buckets)) {
+      if (buckets.some((b, i) => i > 0 && b <= buckets[i - 1]!)) problem(['metrics', 'buckets', name], 'must be strictly increasing');
     }
 
     if (cfg.http.listen !== '' && parseListen(cfg.http.listen) === undefined) {

@@ -17,6 +17,8 @@ import type { SidecarMetrics } from './metrics.js';
 import type { Delivered, Settlement } from './nats-source.js';
 import { decide, type Action, type HandlingResult } from './outcome.js';
 import type { Publisher } from './publisher.js';
+import { runInEventContext } from './metrics-providers.js';
+import type { MetricsRecorder } from './metrics-records.js';
 import { planFollowUps, type PublishLimits } from './response.js';
 
 export const DLQ_HEADERS = {
@@ -39,6 +41,8 @@ export interface DispatcherDeps {
   publisher: Publisher;
   metrics: SidecarMetrics;
   logger: Logger;
+  /** Set when per-event metrics records are produced. */
+  recorder?: MetricsRecorder;
 }
 
 /** What the dispatcher reports about each settled event (metrics records, tests). */
@@ -95,11 +99,9 @@ export class Dispatcher {
     metrics.received.inc({ event_type: eventType, delivery: inbound.mode });
     if (inbound.attempt > 1) metrics.redeliveries.inc();
     try {
-      if (event && subscription.ordering === 'entity' && event.entityId !== '') {
-        await this.#serialise(event.entityId, () => this.#process(subscription, inbound, settle, event, undefined, eventType, startedAt));
-      } else {
-        await this.#process(subscription, inbound, settle, event, malformed, eventType, startedAt);
-      }
+      const process = () => this.#inContext(() => this.#process(subscription, inbound, settle, event, malformed, eventType, startedAt));
+      if (event && subscription.ordering === 'entity' && event.entityId !== '') await this.#serialise(event.entityId, process);
+      else await process();
     } finally {
       metrics.inFlight.dec();
     }
@@ -170,7 +172,21 @@ export class Dispatcher {
         'event not handled',
       );
     }
-    this.#onHandled?.({ event, inbound, subscription, action, response, followUps, startedAt, handlerMs });
+    const handled: HandledEvent = { event, inbound, subscription, action, response, followUps, startedAt, handlerMs };
+    this.#onHandled?.(handled);
+    if (this.deps.recorder) {
+      this.deps.recorder.record(handled).catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'metrics record failed'));
+    }
+  }
+
+  /** Each event runs in its own async context, where metrics providers keep their per-event state. */
+  #inContext(fn: () => Promise<void>): Promise<void> {
+    const recorder = this.deps.recorder;
+    if (!recorder) return fn();
+    return runInEventContext(() => {
+      recorder.resetAll();
+      return fn();
+    });
   }
 
   async #apply(action: Action, inbound: InboundMessage, settle: Settlement, event: EventMessage | undefined, response: HandlerResponse | undefined, eventType: string, subscription: SubscriptionConfig): Promise<void> {

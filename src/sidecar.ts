@@ -18,11 +18,15 @@ import { SidecarMetrics } from './metrics.js';
 import { checkServerFeatures, connectNats, serverVersion } from './nats-connection.js';
 import { CoreSource, JetStreamSource, type NatsSource } from './nats-source.js';
 import { Publisher } from './publisher.js';
+import { BUILT_IN_PROVIDERS, MetricsProviderRegistry } from './metrics-providers.js';
+import { MetricsRecorder } from './metrics-records.js';
 
 export type SidecarState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
 export interface SidecarOptions {
   logger?: Logger;
+  /** Providers registered in code, in addition to the built-in ones and those in metrics.providers. */
+  metricsProviders?: MetricsProviderRegistry;
 }
 
 export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [HandledEvent] }> {
@@ -42,14 +46,17 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
   #connected = false;
   #stopping: Promise<void> | undefined;
   #subscriptions: readonly SubscriptionConfig[] = [];
+  readonly #providers: MetricsProviderRegistry;
 
   constructor(config: SidecarConfig, options: SidecarOptions = {}) {
     super();
+    this.#providers = options.metricsProviders ?? new MetricsProviderRegistry();
     this.config = config;
     this.logger = options.logger ?? createLogger();
     this.metrics = new SidecarMetrics({
       maxHandlerMetricNames: config.metrics.max_handler_metric_names,
       maxLabelValues: config.metrics.max_label_values,
+      buckets: config.metrics.buckets,
     });
     this.handler = new HandlerClient({
       address: config.handler.address,
@@ -107,6 +114,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
         publisher: this.#publisher!,
         metrics: this.metrics,
         logger: this.logger,
+        recorder: await this.#recorder(),
       });
       dispatcher.onHandled((h) => this.emit('handled', h));
       for (const sub of this.#subscriptions) {
@@ -250,6 +258,14 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
     // The file's subscriptions win for an event type both name: the operator overrides the handler.
     const fromFile = new Set(this.config.subscriptions.map((s) => s.event_type));
     return [...this.config.subscriptions, ...declared.filter((s) => !fromFile.has(s.event_type))];
+  }
+
+  async #recorder(): Promise<MetricsRecorder | undefined> {
+    if (this.config.metrics.record_subject === '') return undefined;
+    await this.#providers.discover(this.config.metrics.providers);
+    const providers = [...BUILT_IN_PROVIDERS.filter((b) => !this.#providers.providers.some((p) => p.name === b.name)), ...this.#providers.providers];
+    this.logger.info({ subject: this.config.metrics.record_subject, providers: providers.map((p) => p.name) }, 'metrics records enabled');
+    return new MetricsRecorder({ subject: this.config.metrics.record_subject, providers, publisher: this.#publisher, metrics: this.metrics, logger: this.logger });
   }
 
   async #ensureStreams(): Promise<void> {
