@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
 import type { EventMessage, PublishEventInfo } from './gen/stufio/events/v1/handler.js';
 import { MalformedEventError } from './errors.js';
-import { eventTypeOfSubject, publishableEventTypeProblem, subjectFor } from './event-type.js';
+import { eventTypeOfSubject, isDeadLetterEventType, publishableEventTypeProblem, subjectFor } from './event-type.js';
 
 export const CE = {
   specversion: 'ce-specversion',
@@ -116,7 +116,7 @@ export function decodeEvent(prefix: string, msg: InboundMessage, parseJson = tru
     event.contentType = contentType;
     event.data = toBuffer(msg.data);
     parsePayload(event, contentType, parseJson);
-  } else if (contentType.startsWith(STRUCTURED_CONTENT_TYPE)) {
+  } else if (contentType.toLowerCase().startsWith(STRUCTURED_CONTENT_TYPE)) {
     event = decodeStructured(base(), msg.data);
   } else {
     event = base();
@@ -130,8 +130,10 @@ export function decodeEvent(prefix: string, msg: InboundMessage, parseJson = tru
     if (fromSubject === undefined) throw new MalformedEventError(`subject "${msg.subject}" is outside the prefix "${prefix}" and the message has no type`);
     event.eventType = fromSubject;
   }
-  const typeProblem = publishableEventTypeProblem(event.eventType);
-  if (typeProblem && !event.eventType.startsWith('dlq.')) throw new MalformedEventError(typeProblem);
+  // A dead letter read back through an explicit dlq.* subscription keeps its reserved first token; every
+  // other rule still applies to it.
+  const typeProblem = publishableEventTypeProblem(isDeadLetterEventType(event.eventType) ? event.eventType.slice(4) : event.eventType);
+  if (typeProblem) throw new MalformedEventError(typeProblem);
   if (event.eventId === '') event.eventId = fallbackId(h, msg);
   if (event.correlationId === '') event.correlationId = event.eventId;
   if (event.time === undefined && msg.storedAtMs !== undefined) event.time = new Date(msg.storedAtMs);

@@ -3,6 +3,7 @@
  * once into a frozen, fully-defaulted object. Nothing past this module reads raw configuration or the
  * environment. Every problem is reported with the field it concerns; the CLI exits 2 on any of them.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -105,8 +106,7 @@ const MetricsSchema = z
 
 const ShutdownSchema = z.strictObject({ grace_ms: nonNegativeInt(3_600_000).default(30_000) }).prefault({});
 
-const ConfigSchema = z
-  .strictObject({
+const BaseSchema = z.strictObject({
     nats: NatsSchema,
     subject_prefix: z.string().default('events'),
     handler: HandlerSchema,
@@ -116,70 +116,111 @@ const ConfigSchema = z
     http: HttpSchema,
     metrics: MetricsSchema,
     shutdown: ShutdownSchema,
-  })
-  .superRefine((cfg, ctx) => {
-    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+});
 
+const ConfigSchema = BaseSchema
+  // Runs even when some fields failed their own checks, so every problem is reported at once; each
+  // section looks only at fields of the right shape (those that are not were reported already).
+  .superRefine((cfg, ctx) => crossFieldProblems(cfg as Partial<RawConfig>, (path, message) => ctx.addIssue({ code: 'custom', path, message })), { when: () => true });
+
+type RawConfig = z.output<typeof BaseSchema>;
+type Problem = (path: (string | number)[], message: string) => void;
+
+function crossFieldProblems(cfg: Partial<RawConfig>, problem: Problem): void {
+  const section = (fn: () => void) => {
+    try {
+      fn();
+    } catch {
+      // A field of the wrong shape: its own check has reported it.
+    }
+  };
+  section(() => {
+    if (typeof cfg.subject_prefix !== 'string') return;
     if (cfg.subject_prefix !== '' && subscriptionPatternProblem(cfg.subject_prefix) !== undefined) {
       problem(['subject_prefix'], 'must be dot-separated tokens of A-Z a-z 0-9 _ - (or empty)');
     } else if (/[*>]/.test(cfg.subject_prefix)) {
       problem(['subject_prefix'], 'must not contain wildcards');
     }
-
-    const auth = (['token', 'user', 'credentials_file', 'nkey_seed_file'] as const).filter((k) => cfg.nats[k] !== undefined);
+  });
+  section(() => {
+    const nats = cfg.nats;
+    if (!nats) return;
+    const auth = (['token', 'user', 'credentials_file', 'nkey_seed_file'] as const).filter((k) => nats[k] !== undefined);
     if (auth.length > 1) problem(['nats', auth[1]!], `cannot be combined with nats.${auth[0]}`);
-    if (cfg.nats.user !== undefined && cfg.nats.password === undefined) problem(['nats', 'password'], 'required with nats.user');
-    if (cfg.nats.password !== undefined && cfg.nats.user === undefined) problem(['nats', 'user'], 'required with nats.password');
-    if (cfg.nats.tls && (cfg.nats.tls.cert_file === undefined) !== (cfg.nats.tls.key_file === undefined)) {
-      problem(['nats', 'tls', cfg.nats.tls.cert_file ? 'key_file' : 'cert_file'], 'cert_file and key_file go together');
+    if (nats.user !== undefined && nats.password === undefined) problem(['nats', 'password'], 'required with nats.user');
+    if (nats.password !== undefined && nats.user === undefined) problem(['nats', 'user'], 'required with nats.password');
+    if (nats.tls && (nats.tls.cert_file === undefined) !== (nats.tls.key_file === undefined)) {
+      problem(['nats', 'tls', nats.tls.cert_file ? 'key_file' : 'cert_file'], 'cert_file and key_file go together');
     }
-
-    const durables = new Map<string, number>();
+  });
+  section(() => {
+    if (!Array.isArray(cfg.subscriptions)) return;
+    const durables = new Map<string, string>();
     cfg.subscriptions.forEach((sub, i) => {
-      const at = (field: string) => ['subscriptions', i, field];
-      const patternProblem = subscriptionPatternProblem(sub.event_type);
-      if (patternProblem) problem(at('event_type'), patternProblem);
-      if (sub.delivery === 'jetstream') {
-        if (!sub.durable) problem(at('durable'), 'required for jetstream');
-        else if (durables.has(sub.durable)) problem(at('durable'), `already used by subscriptions[${durables.get(sub.durable)}]`);
-        else durables.set(sub.durable, i);
-        if (sub.queue_group) problem(at('queue_group'), 'only for core delivery (jetstream replicas share the durable)');
-      } else {
-        if (sub.durable) problem(at('durable'), 'only for jetstream delivery');
-        if (sub.stream) problem(at('stream'), 'only for jetstream delivery');
-      }
+      if (typeof sub === 'object' && sub !== null) subscriptionProblems(sub, ['subscriptions', i], `subscriptions[${i}]`, durables, problem);
     });
-
-    cfg.streams.forEach((stream, i) => {
+  });
+  section(() =>
+    cfg.streams?.forEach((stream, i) => {
       stream.subjects.forEach((subject, j) => {
-        const p = subscriptionPatternProblem(subject);
+        const p = typeof subject === 'string' ? subscriptionPatternProblem(subject) : undefined;
         if (p) problem(['streams', i, 'subjects', j], p);
       });
-    });
-
-    cfg.publish.allow.forEach((glob, i) => {
-      if (glob === '*' || glob === '>') return;
+    }),
+  );
+  section(() =>
+    cfg.publish?.allow.forEach((glob, i) => {
+      if (glob === '*' || glob === '>' || typeof glob !== 'string') return;
       const p = subscriptionPatternProblem(glob);
       if (p) problem(['publish', 'allow', i], p);
-    });
-
-    if (cfg.metrics.record_subject !== '' && subscriptionPatternProblem(cfg.metrics.record_subject) === undefined) {
-      if (/[*>]/.test(cfg.metrics.record_subject)) problem(['metrics', 'record_subject'], 'must not contain wildcards');
-    } else if (cfg.metrics.record_subject !== '') {
-      problem(['metrics', 'record_subject'], 'must be a NATS subject');
-    }
-
-    for (const [name, buckets] of Object.entries(cfg.metrics.buckets)) {
+    }),
+  );
+  section(() => {
+    const subject = cfg.metrics?.record_subject;
+    if (typeof subject !== 'string' || subject === '') return;
+    if (subscriptionPatternProblem(subject) !== undefined) problem(['metrics', 'record_subject'], 'must be a NATS subject');
+    else if (/[*>]/.test(subject)) problem(['metrics', 'record_subject'], 'must not contain wildcards');
+  });
+  section(() => {
+    for (const [name, buckets] of Object.entries(cfg.metrics?.buckets ?? {})) {
       if (buckets.some((b, i) => i > 0 && b <= buckets[i - 1]!)) problem(['metrics', 'buckets', name], 'must be strictly increasing');
     }
-
-    if (cfg.http.listen !== '' && parseListen(cfg.http.listen) === undefined) {
-      problem(['http', 'listen'], 'expected host:port (or empty to disable)');
-    }
-    if (!/^(unix:|unix-abstract:|dns:|ipv4:|ipv6:|[^/\s]+:\d+$)/.test(cfg.handler.address)) {
+  });
+  section(() => {
+    const listen = cfg.http?.listen;
+    if (typeof listen === 'string' && listen !== '' && parseListen(listen) === undefined) problem(['http', 'listen'], 'expected host:port (or empty to disable)');
+  });
+  section(() => {
+    const address = cfg.handler?.address;
+    if (typeof address === 'string' && !/^(unix:|unix-abstract:|dns:|ipv4:|ipv6:|[^/\s]+:\d+$)/.test(address)) {
       problem(['handler', 'address'], 'expected unix:///path.sock or host:port');
     }
   });
+}
+
+/** The rules one subscription follows, from the file or declared by the handler. */
+function subscriptionProblems(
+  sub: Partial<z.output<typeof SubscriptionSchema>>,
+  path: (string | number)[],
+  label: string,
+  durables: Map<string, string>,
+  problem: Problem,
+): void {
+  const at = (field: string) => [...path, field];
+  if (typeof sub.event_type === 'string') {
+    const patternProblem = subscriptionPatternProblem(sub.event_type);
+    if (patternProblem) problem(at('event_type'), patternProblem);
+  }
+  if ((sub.delivery ?? 'jetstream') === 'jetstream') {
+    if (!sub.durable) problem(at('durable'), 'required for jetstream');
+    else if (durables.has(sub.durable)) problem(at('durable'), `already used by ${durables.get(sub.durable)}`);
+    else durables.set(sub.durable, label);
+    if (sub.queue_group) problem(at('queue_group'), 'only for core delivery (jetstream replicas share the durable)');
+  } else {
+    if (sub.durable) problem(at('durable'), 'only for jetstream delivery');
+    if (sub.stream) problem(at('stream'), 'only for jetstream delivery');
+  }
+}
 
 type Mutable<T> = T;
 export type SidecarConfig = DeepReadonly<z.output<typeof ConfigSchema>>;
@@ -248,6 +289,9 @@ export function loadConfig(options: LoadOptions = {}): SidecarConfig {
 /** Validates an already-parsed configuration object (after applying the environment overrides). */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, options: Pick<LoadOptions, 'requireSubscriptions'> = {}): SidecarConfig {
   const fromEnv = new Map<string, string>();
+  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new ConfigError(['(root): expected object']);
+  }
   const merged = structuredClone(raw ?? {}) as Record<string, unknown>;
   const envProblems: string[] = [];
   for (const [name, { path, kind }] of Object.entries(ENV_OVERRIDES)) {
@@ -280,8 +324,20 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, options: 
 /** The configuration as `check` prints it: resolved, with secrets replaced. */
 export function redactConfig(config: SidecarConfig): unknown {
   return JSON.parse(
-    JSON.stringify(config, (key, value: unknown) => (SECRET_FIELDS.has(key) && typeof value === 'string' ? '[redacted]' : value)),
+    JSON.stringify(config, (key, value: unknown) => {
+      if (SECRET_FIELDS.has(key) && typeof value === 'string') return '[redacted]';
+      if (key === 'servers' && Array.isArray(value)) return value.map((v) => (typeof v === 'string' ? redactUrl(v) : v));
+      return value;
+    }),
   );
+}
+
+/** `nats://alice:secret@host` → `nats://alice:[redacted]@host`; a lone token user part is hidden whole. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@/i, (_m, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return colon >= 0 ? `${scheme}${userinfo.slice(0, colon)}:[redacted]@` : `${scheme}[redacted]@`;
+  });
 }
 
 export function parseListen(listen: string): { host: string; port: number } | undefined {
@@ -360,25 +416,37 @@ function deepFreeze<T>(value: T): T {
 
 /**
  * Validates subscriptions a handler declared through Describe, with the same rules as the file's.
- * Declared jetstream subscriptions without a durable get `<handler name>-<event type>` so replicas share it.
+ * A declared jetstream subscription without a durable gets `<handler name>-<event type>-<hash>` so that
+ * replicas share it and two patterns (`order.*`, `order.>`) never share one.
  */
-export function parseDeclaredSubscriptions(declared: readonly Record<string, unknown>[], handlerName: string): SubscriptionConfig[] {
+export function parseDeclaredSubscriptions(
+  declared: readonly Record<string, unknown>[],
+  handlerName: string,
+  takenDurables: ReadonlyMap<string, string> = new Map(),
+): SubscriptionConfig[] {
   const problems: string[] = [];
   const out: SubscriptionConfig[] = [];
+  const durables = new Map(takenDurables);
   declared.forEach((raw, i) => {
+    const label = `describe.subscriptions[${i}]`;
     const withDefaults = { ...raw };
-    if ((withDefaults.delivery ?? 'jetstream') === 'jetstream' && !withDefaults.durable) {
-      withDefaults.durable = `${handlerName}-${String(withDefaults.event_type ?? '')}`.replace(/[^A-Za-z0-9_-]+/g, '_');
+    if ((withDefaults.delivery ?? 'jetstream') === 'jetstream' && !withDefaults.durable && typeof withDefaults.event_type === 'string') {
+      withDefaults.durable = declaredDurable(handlerName, withDefaults.event_type);
     }
     const result = SubscriptionSchema.safeParse(withDefaults);
     if (!result.success) {
-      for (const issue of result.error.issues) problems.push(`describe.subscriptions[${i}]${formatPath(issue.path) ? `.${formatPath(issue.path)}` : ''}: ${describeIssue(issue)}`);
+      for (const issue of result.error.issues) problems.push(`${label}${formatPath(issue.path) ? `.${formatPath(issue.path)}` : ''}: ${describeIssue(issue)}`);
       return;
     }
-    const p = subscriptionPatternProblem(result.data.event_type);
-    if (p) problems.push(`describe.subscriptions[${i}].event_type: ${p}`);
-    else out.push(deepFreeze(result.data));
+    const before = problems.length;
+    subscriptionProblems(result.data, [], label, durables, (path, message) => problems.push(`${label}${path.length ? `.${formatPath(path)}` : ''}: ${message}`));
+    if (problems.length === before) out.push(deepFreeze(result.data));
   });
   if (problems.length > 0) throw new ConfigError(problems);
   return out;
+}
+
+function declaredDurable(handlerName: string, eventType: string): string {
+  const readable = `${handlerName}-${eventType}`.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 100);
+  return `${readable}-${createHash('sha256').update(eventType).digest('hex').slice(0, 8)}`;
 }

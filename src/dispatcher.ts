@@ -102,6 +102,15 @@ export class Dispatcher {
       const process = () => this.#inContext(() => this.#process(subscription, inbound, settle, event, malformed, eventType, startedAt));
       if (event && subscription.ordering === 'entity' && event.entityId !== '') await this.#serialise(event.entityId, process);
       else await process();
+    } catch (err) {
+      // A bug must not strand the message: hand it back for a later attempt (core: tell the requester).
+      metrics.countProcessed(eventType, inbound.mode === 'core' ? 'rejected' : 'retry');
+      this.deps.logger.error({ event_id: event?.eventId, subject: inbound.subject, err: errorMessage(err) }, 'unexpected error handling event');
+      if (inbound.mode === 'core') {
+        if (inbound.replyExpected) settle.respond(errorBody('internal', errorMessage(err)), errorHeaders(event, errorMessage(err), 500, 'internal'));
+      } else {
+        settle.nak(subscription.backoff_ms[0] ?? 1000);
+      }
     } finally {
       metrics.inFlight.dec();
     }

@@ -8,6 +8,9 @@ import { encodeFollowUp, isReservedHeader, type EncodeContext, type OutboundEven
 import { InvalidResponseError } from './errors.js';
 import { publishableEventTypeProblem } from './event-type.js';
 
+/** RFC 7230 token characters: what NATS accepts as a header name. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 export interface PublishLimits {
   maxPerResponse: number;
   maxPayloadBytes: number;
@@ -40,8 +43,10 @@ export function planFollowUps(parent: EventMessage, response: HandlerResponse, l
     if (info.delayMs > limits.maxDelayMs) {
       throw new InvalidResponseError('invalid_delay', `${at}.delay_ms: ${info.delayMs} exceeds publish.max_delay_ms (${limits.maxDelayMs})`);
     }
-    for (const name of Object.keys(info.headers ?? {})) {
+    for (const [name, value] of Object.entries(info.headers ?? {})) {
       if (isReservedHeader(name)) throw new InvalidResponseError('invalid_followup', `${at}.headers: "${name}" is reserved for the sidecar`);
+      if (!HEADER_NAME.test(name)) throw new InvalidResponseError('invalid_followup', `${at}.headers: "${name}" is not a valid header name`);
+      if (/[\r\n\0]/.test(value)) throw new InvalidResponseError('invalid_followup', `${at}.headers: the value of "${name}" contains a line break or NUL`);
     }
     const event = encodeFollowUp(parent, info, i, ctx);
     if (event.data.byteLength > limits.maxPayloadBytes) {

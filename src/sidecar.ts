@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { jetstream, jetstreamManager, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { jserrors } from '@nats-io/jetstream/internal';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { parseDeclaredSubscriptions, parseListen, type SidecarConfig, type StreamConfig, type SubscriptionConfig } from './config.js';
+import { parseDeclaredSubscriptions, parseListen, redactUrl, type SidecarConfig, type StreamConfig, type SubscriptionConfig } from './config.js';
 import { Dispatcher, type HandledEvent } from './dispatcher.js';
 import { errorMessage, IllegalStateError } from './errors.js';
 import { HandlerClient } from './handler-client.js';
@@ -193,7 +193,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
     this.#nc = nc;
     this.#connected = true;
     this.metrics.natsConnected.set(1);
-    this.logger.info({ server: nc.getServer(), version: serverVersion(nc) }, 'nats connected');
+    this.logger.info({ server: redactUrl(nc.getServer()), version: serverVersion(nc) }, 'nats connected');
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') {
@@ -253,6 +253,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
         max_deliver: d.maxDeliver,
       })),
       description.name || this.config.nats.name,
+      new Map(this.config.subscriptions.filter((s) => s.durable).map((s, i) => [s.durable!, `subscriptions[${i}]`])),
     );
     this.logger.info({ handler: description.name, sdk: description.sdk, subscriptions: declared.map((s) => s.event_type) }, 'handler described its subscriptions');
     // The file's subscriptions win for an event type both name: the operator overrides the handler.

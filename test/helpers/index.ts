@@ -205,3 +205,30 @@ export function header(m: Msg, name: string): string | undefined {
 export function json(m: { data: Uint8Array }): unknown {
   return JSON.parse(Buffer.from(m.data).toString('utf8'));
 }
+
+/** A free TCP port on 127.0.0.1 (bind 0, read, close): for a process that must come back on the same port. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as import('node:net').AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Publishes to JetStream, retrying through outages: a producer that must not lose its own events. */
+export async function publishDurably(js: import('@nats-io/jetstream').JetStreamClient, subject: string, data: string, msgID: string, deadlineMs = 60_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      await js.publish(subject, data, { msgID, timeout: 2000 });
+      return;
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
