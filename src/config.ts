@@ -93,6 +93,13 @@ const HttpSchema = z
   })
   .prefault({});
 
+const PublisherSchema = z
+  .strictObject({
+    /** Where the EventPublisher gRPC service listens (unix:///path.sock or host:port); empty disables it. */
+    listen: z.string().default(''),
+  })
+  .prefault({});
+
 const MetricsSchema = z
   .strictObject({
     record_subject: z.string().default(''),
@@ -114,6 +121,7 @@ const BaseSchema = z.strictObject({
     subscriptions: z.array(SubscriptionSchema).default([]),
     publish: PublishSchema,
     http: HttpSchema,
+    publisher: PublisherSchema,
     metrics: MetricsSchema,
     shutdown: ShutdownSchema,
 });
@@ -191,6 +199,10 @@ function crossFieldProblems(cfg: Partial<RawConfig>, problem: Problem): void {
     if (typeof listen === 'string' && listen !== '' && parseListen(listen) === undefined) problem(['http', 'listen'], 'expected host:port (or empty to disable)');
   });
   section(() => {
+    const listen = cfg.publisher?.listen;
+    if (typeof listen === 'string' && listen !== '' && !/^(unix:|[^/\s]*:\d+$)/.test(listen)) problem(['publisher', 'listen'], 'expected unix:///path.sock or host:port (or empty to disable)');
+  });
+  section(() => {
     const address = cfg.handler?.address;
     if (typeof address === 'string' && !/^(unix:|unix-abstract:|dns:|ipv4:|ipv6:|[^/\s]+:\d+$)/.test(address)) {
       problem(['handler', 'address'], 'expected unix:///path.sock or host:port');
@@ -249,6 +261,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string[]; kind: 'str
   STUFIO_HANDLER_HEALTH_CHECK: { path: ['handler', 'health_check'], kind: 'boolean' },
   STUFIO_HANDLER_DESCRIBE: { path: ['handler', 'describe'], kind: 'boolean' },
   STUFIO_HTTP_LISTEN: { path: ['http', 'listen'], kind: 'string' },
+  STUFIO_PUBLISHER_LISTEN: { path: ['publisher', 'listen'], kind: 'string' },
   STUFIO_METRICS_RECORD_SUBJECT: { path: ['metrics', 'record_subject'], kind: 'string' },
   STUFIO_SHUTDOWN_GRACE_MS: { path: ['shutdown', 'grace_ms'], kind: 'number' },
 };

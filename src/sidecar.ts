@@ -18,6 +18,8 @@ import { SidecarMetrics } from './metrics.js';
 import { checkServerFeatures, connectNats, serverVersion } from './nats-connection.js';
 import { CoreSource, JetStreamSource, type NatsSource } from './nats-source.js';
 import { Publisher } from './publisher.js';
+import { PublisherService } from './publisher-service.js';
+import { EventClient } from './event-client.js';
 import { BUILT_IN_PROVIDERS, MetricsProviderRegistry } from './metrics-providers.js';
 import { MetricsRecorder } from './metrics-records.js';
 
@@ -42,6 +44,8 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
   #publisher: Publisher | undefined;
   #sources: NatsSource[] = [];
   #http: HttpServer | undefined;
+  #publisherService: PublisherService | undefined;
+  #publisherAddress: string | undefined;
   #httpAddress: AddressInfo | undefined;
   #connected = false;
   #stopping: Promise<void> | undefined;
@@ -76,6 +80,11 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
 
   get httpAddress(): AddressInfo | undefined {
     return this.#httpAddress;
+  }
+
+  /** Where the EventPublisher service listens, when enabled. */
+  get publisherAddress(): string | undefined {
+    return this.#publisherAddress;
   }
 
   get connection(): NatsConnection | undefined {
@@ -124,6 +133,12 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
         await source.start();
         this.logger.info({ event_type: sub.event_type, delivery: sub.delivery, subject: source.subject, durable: sub.durable, queue_group: sub.queue_group }, 'subscription started');
       }
+      if (this.config.publisher.listen !== '') {
+        const client = await EventClient.create(this.#nc!, { prefix: this.config.subject_prefix, source: `stufio-sidecar/${this.config.nats.name}`, logger: this.logger });
+        this.#publisherService = new PublisherService(client, this.config, this.logger);
+        this.#publisherAddress = await this.#publisherService.listen(this.config.publisher.listen);
+        this.logger.info({ address: this.#publisherAddress }, 'event publisher listening');
+      }
       this.#transition('running');
     } catch (err) {
       this.logger.error({ err: errorMessage(err) }, 'start failed');
@@ -167,6 +182,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
   }
 
   async #teardown(): Promise<void> {
+    await this.#publisherService?.close();
     for (const s of this.#sources) if (s instanceof JetStreamSource) s.dispose();
     this.health.stop();
     if (this.#nc && !this.#nc.isClosed()) {
