@@ -70,7 +70,17 @@ const SubscriptionSchema = z.strictObject({
   queue_group: z.string().regex(NAME, 'only A-Z a-z 0-9 _ - allowed').optional(),
   max_in_flight: positiveInt(100_000).default(64),
   max_deliver: positiveInt(1000).default(5),
-  backoff_ms: z.array(nonNegativeInt(86_400_000)).min(1).default([1000, 5000, 30000]),
+  /** Fixed redelivery delays per attempt (the last repeats). Unset: exponential `backoff` with jitter. */
+  backoff_ms: z.array(nonNegativeInt(86_400_000)).min(1).optional(),
+  backoff: z
+    .strictObject({
+      initial_ms: nonNegativeInt(86_400_000).default(1000),
+      max_ms: nonNegativeInt(86_400_000).default(60_000),
+      multiplier: z.number().min(1).max(10).default(2),
+      /** ± this fraction of each delay, so that events failing together do not come back together. */
+      jitter: z.number().min(0).max(1).default(0.2),
+    })
+    .prefault({}),
   ack_wait_ms: positiveInt(3_600_000).default(30_000),
   ordering: z.enum(['none', 'entity']).default('none'),
 });

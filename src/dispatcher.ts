@@ -15,7 +15,7 @@ import type { HandlerHealth } from './handler-health.js';
 import type { Logger } from './logger.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { Delivered, Settlement } from './nats-source.js';
-import { decide, type Action, type HandlingResult } from './outcome.js';
+import { backoffDelay, decide, type Action, type HandlingResult } from './outcome.js';
 import type { Publisher } from './publisher.js';
 import { runInEventContext } from './metrics-providers.js';
 import type { MetricsRecorder } from './metrics-records.js';
@@ -109,7 +109,7 @@ export class Dispatcher {
       if (inbound.mode === 'core') {
         if (inbound.replyExpected) settle.respond(errorBody('internal', errorMessage(err)), errorHeaders(event, errorMessage(err), 500, 'internal'));
       } else {
-        settle.nak(subscription.backoff_ms[0] ?? 1000);
+        settle.nak(backoffDelay({ attempt: inbound.attempt, backoffMs: subscription.backoff_ms, backoff: subscription.backoff }));
       }
     } finally {
       metrics.inFlight.dec();
@@ -130,7 +130,7 @@ export class Dispatcher {
     let response: HandlerResponse | undefined;
     let followUps: OutboundEvent[] = [];
     let handlerMs = 0;
-    const ctx = { mode: inbound.mode, attempt: inbound.attempt, maxDeliver: subscription.max_deliver, backoffMs: subscription.backoff_ms };
+    const ctx = { mode: inbound.mode, attempt: inbound.attempt, maxDeliver: subscription.max_deliver, backoffMs: subscription.backoff_ms, backoff: subscription.backoff };
 
     if (!event) {
       result = { kind: 'malformed_event', message: malformed ?? 'malformed event' };
@@ -216,7 +216,7 @@ export class Dispatcher {
         } catch (err) {
           // No copy stored, so the original must stay: redeliver it later rather than terminate it.
           this.deps.logger.error({ event_id: event?.eventId, subject: inbound.subject, err: errorMessage(err) }, 'dead-letter publish failed');
-          settle.nak(subscription.backoff_ms[0] ?? 1000);
+          settle.nak(backoffDelay({ attempt: inbound.attempt, backoffMs: subscription.backoff_ms, backoff: subscription.backoff }));
           return;
         }
         this.deps.metrics.deadLetters.inc({ event_type: eventType, reason: action.reason });

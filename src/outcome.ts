@@ -32,8 +32,21 @@ export interface DeliveryContext {
   /** 1 on the first delivery. */
   attempt: number;
   maxDeliver: number;
-  backoffMs: readonly number[];
+  /** Fixed steps; when empty or absent, `backoff` (exponential with jitter) decides. */
+  backoffMs?: readonly number[];
+  backoff?: ExponentialBackoff;
+  /** [0, 1); injectable so that tests are deterministic. */
+  random?: () => number;
 }
+
+export interface ExponentialBackoff {
+  initial_ms: number;
+  max_ms: number;
+  multiplier: number;
+  jitter: number;
+}
+
+const DEFAULT_BACKOFF: ExponentialBackoff = { initial_ms: 1000, max_ms: 60_000, multiplier: 2, jitter: 0.2 };
 
 /** gRPC codes that mean "try again later": the handler may recover. */
 const RETRYABLE = new Set<status>([
@@ -94,9 +107,13 @@ function permanent(ctx: DeliveryContext, reason: string, error: string): Action 
   return { kind: 'dead_letter', outcome: 'dead_letter', reason, error };
 }
 
-/** The configured backoff step for this attempt; the last step repeats. */
-export function backoffDelay(ctx: Pick<DeliveryContext, 'attempt' | 'backoffMs'>): number {
+/** The delay before redelivery: the configured step for this attempt (the last repeats), else exponential with jitter. */
+export function backoffDelay(ctx: Pick<DeliveryContext, 'attempt' | 'backoffMs' | 'backoff' | 'random'>): number {
+  const attempt = Math.max(ctx.attempt, 1);
   const steps = ctx.backoffMs;
-  if (steps.length === 0) return 0;
-  return steps[Math.min(Math.max(ctx.attempt, 1) - 1, steps.length - 1)]!;
+  if (steps && steps.length > 0) return steps[Math.min(attempt - 1, steps.length - 1)]!;
+  const b = ctx.backoff ?? DEFAULT_BACKOFF;
+  const base = Math.min(b.max_ms, b.initial_ms * Math.pow(b.multiplier, attempt - 1));
+  const spread = base * b.jitter * (2 * (ctx.random ?? Math.random)() - 1);
+  return Math.max(0, Math.round(base + spread));
 }

@@ -65,7 +65,7 @@ describe('parseConfig: defaults', () => {
           durable: 'order-handler',
           max_in_flight: 64,
           max_deliver: 5,
-          backoff_ms: [1000, 5000, 30000],
+          backoff: { initial_ms: 1000, max_ms: 60_000, multiplier: 2, jitter: 0.2 },
           ack_wait_ms: 30_000,
           ordering: 'none',
         },
@@ -688,7 +688,8 @@ describe('parseDeclaredSubscriptions', () => {
       'orders',
     );
     expect(a!.durable).toMatch(/^orders-order_created-[0-9a-f]{8}$/);
-    expect(a).toMatchObject({ event_type: 'order.created', delivery: 'jetstream', max_in_flight: 64, max_deliver: 5, backoff_ms: [1000, 5000, 30000], ordering: 'none' });
+    expect(a).toMatchObject({ event_type: 'order.created', delivery: 'jetstream', max_in_flight: 64, max_deliver: 5, backoff: { initial_ms: 1000, max_ms: 60_000, multiplier: 2, jitter: 0.2 }, ordering: 'none' });
+    expect(a!.backoff_ms).toBeUndefined();
     expect(b).toMatchObject({ event_type: 'order.paid', delivery: 'core', queue_group: 'payments' });
     expect(b!.durable).toBeUndefined();
     expect(c).toMatchObject({ durable: 'mine', max_deliver: 9 });

@@ -242,9 +242,38 @@ describe('backoffDelay', () => {
     [[250], 1, 250],
     [[250], 7, 250],
     [[0, 10], 1, 0],
-    [[], 1, 0],
-    [[], 5, 0],
   ])('steps %j, attempt %i → %i ms', (backoffMs, attempt, expected) => {
     expect(backoffDelay({ attempt, backoffMs })).toBe(expected);
+  });
+});
+
+describe('backoffDelay without fixed steps: exponential with jitter', () => {
+  const backoff = { initial_ms: 1000, max_ms: 10_000, multiplier: 2, jitter: 0.2 };
+  it.each([
+    [1, 0.5, 1000],
+    [2, 0.5, 2000],
+    [3, 0.5, 4000],
+    [4, 0.5, 8000],
+    [5, 0.5, 10_000],
+    [9, 0.5, 10_000],
+  ])('attempt %i with no jitter drawn (random %d) → %i ms', (attempt, r, expected) => {
+    expect(backoffDelay({ attempt, backoff, random: () => r })).toBe(expected);
+  });
+
+  it('spreads each delay by ± jitter', () => {
+    expect(backoffDelay({ attempt: 2, backoff, random: () => 0 })).toBe(1600);
+    expect(backoffDelay({ attempt: 2, backoff, random: () => 0.999999 })).toBe(2400);
+    const seen = new Set(Array.from({ length: 50 }, () => backoffDelay({ attempt: 3, backoff })));
+    expect(seen.size).toBeGreaterThan(10);
+    for (const d of seen) expect(d).toBeGreaterThanOrEqual(3200), expect(d).toBeLessThanOrEqual(4800);
+  });
+
+  it('uses the defaults (1 s doubling to 60 s, ±20%) when nothing is configured', () => {
+    expect(backoffDelay({ attempt: 1, random: () => 0.5 })).toBe(1000);
+    expect(backoffDelay({ attempt: 20, random: () => 0.5 })).toBe(60_000);
+  });
+
+  it('fixed steps win over the exponential policy', () => {
+    expect(backoffDelay({ attempt: 3, backoffMs: [5, 6], backoff, random: () => 0 })).toBe(6);
   });
 });
