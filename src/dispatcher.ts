@@ -18,6 +18,7 @@ import type { Delivered, Settlement } from './nats-source.js';
 import { backoffDelay, decide, type Action, type HandlingResult } from './outcome.js';
 import type { Publisher } from './publisher.js';
 import { runInEventContext } from './metrics-providers.js';
+import { DelayedDelivery } from './delayed-delivery.js';
 import type { MetricsRecorder } from './metrics-records.js';
 import { planFollowUps, type PublishLimits } from './response.js';
 
@@ -160,7 +161,7 @@ export class Dispatcher {
       if (response && isAck(response)) {
         try {
           followUps = planFollowUps(event, response, this.#limits, { prefix: this.#prefix, source: this.#source });
-          await this.deps.publisher.publishAll(followUps);
+          await this.deps.publisher.publishAll(followUps.some((f) => f.delayMs > 0) ? followUps.map(holdIfDelayed) : followUps);
         } catch (err) {
           if (err instanceof InvalidResponseError) result = { kind: 'invalid_response', reason: err.reason, message: err.message };
           else if (err instanceof PublishError) result = { kind: 'publish_failed', message: err.message };
@@ -269,6 +270,10 @@ export class Dispatcher {
     this.#entityChains.set(key, run);
     return run;
   }
+}
+
+function holdIfDelayed(e: OutboundEvent): OutboundEvent {
+  return e.delayMs > 0 ? DelayedDelivery.hold(e) : e;
 }
 
 function isAck(response: HandlerResponse): boolean {

@@ -9,7 +9,7 @@ import { jserrors } from '@nats-io/jetstream/internal';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parseDeclaredSubscriptions, parseListen, redactUrl, type SidecarConfig, type StreamConfig, type SubscriptionConfig } from './config.js';
 import { Dispatcher, type HandledEvent } from './dispatcher.js';
-import { errorMessage, IllegalStateError } from './errors.js';
+import { errorMessage, IllegalStateError, ServerFeatureError } from './errors.js';
 import { HandlerClient } from './handler-client.js';
 import { HandlerHealth } from './handler-health.js';
 import { HttpServer } from './http-server.js';
@@ -18,6 +18,7 @@ import { SidecarMetrics } from './metrics.js';
 import { checkServerFeatures, connectNats, serverVersion } from './nats-connection.js';
 import { CoreSource, JetStreamSource, type NatsSource } from './nats-source.js';
 import { Publisher } from './publisher.js';
+import { DelayedDelivery } from './delayed-delivery.js';
 import { PublisherService } from './publisher-service.js';
 import { EventClient } from './event-client.js';
 import { BUILT_IN_PROVIDERS, MetricsProviderRegistry } from './metrics-providers.js';
@@ -45,6 +46,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
   #sources: NatsSource[] = [];
   #http: HttpServer | undefined;
   #publisherService: PublisherService | undefined;
+  #delayed: DelayedDelivery | undefined;
   #publisherAddress: string | undefined;
   #httpAddress: AddressInfo | undefined;
   #connected = false;
@@ -116,6 +118,11 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
       this.#subscriptions = await this.#resolveSubscriptions();
       checkServerFeatures(this.#nc!, { jetstream: this.#subscriptions.some((s) => s.delivery === 'jetstream') });
       await this.#ensureStreams();
+      if (this.config.publish.max_delay_ms > 0) {
+        if (!this.#js || !this.#jsm) throw new ServerFeatureError('publish.max_delay_ms > 0 needs JetStream (delayed follow-ups are stored until due)');
+        this.#delayed = new DelayedDelivery({ nc: this.#nc!, js: this.#js, jsm: this.#jsm, publisher: this.#publisher!, logger: this.logger });
+        await this.#delayed.start();
+      }
       const dispatcher = new Dispatcher({
         config: this.config,
         handler: this.handler,
@@ -183,6 +190,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
 
   async #teardown(): Promise<void> {
     await this.#publisherService?.close();
+    await this.#delayed?.stop().catch(() => {});
     for (const s of this.#sources) if (s instanceof JetStreamSource) s.dispose();
     this.health.stop();
     if (this.#nc && !this.#nc.isClosed()) {
