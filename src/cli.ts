@@ -18,9 +18,12 @@ commands:
   check --config FILE               validate the configuration and print it resolved
   publish EVENT_TYPE JSON           publish an event   [--entity-id ID] [--correlation-id ID]
   request EVENT_TYPE JSON           publish and print the handler's result   [--timeout-ms N]
+  dlq list [--event-type T] [--limit N]       list dead letters (JSON lines)
+  dlq replay SEQ... | --all [--event-type T] [--keep]
+                                    publish dead letters again to their original subject
   demo                              nats-server + example handler + sidecar on this machine
 
-options for publish/request: --config FILE, --server URL (else STUFIO_NATS_SERVERS, else nats://127.0.0.1:4222)
+options for publish/request/dlq: --config FILE, --server URL (else STUFIO_NATS_SERVERS, else nats://127.0.0.1:4222)
 `;
 
 class UsageError extends Error {}
@@ -36,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
     case 'publish':
     case 'request':
       return publishOrRequest(command, rest);
+    case 'dlq':
+      return deadLetters(rest);
     case 'demo': {
       const { runDemo } = await import('./demo.js');
       return runDemo(rest);
@@ -143,6 +148,56 @@ async function publishOrRequest(command: 'publish' | 'request', args: string[]):
     }
     process.stdout.write(`${JSON.stringify(reply.result)}\n`);
     return 0;
+  } finally {
+    await nc.close();
+  }
+}
+
+async function deadLetters(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      server: { type: 'string', short: 's' },
+      'event-type': { type: 'string' },
+      limit: { type: 'string' },
+      all: { type: 'boolean' },
+      keep: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const [action, ...seqs] = positionals;
+  if (action !== 'list' && action !== 'replay') throw new UsageError('dlq needs list or replay');
+  if (action === 'replay' && seqs.length === 0 && !values.all) throw new UsageError('dlq replay needs sequence numbers or --all');
+  const sequences = seqs.map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`"${s}" is not a stream sequence number`);
+    return n;
+  });
+  const limit = values.limit ? Number(values.limit) : action === 'list' ? 100 : 10_000;
+  if (!Number.isInteger(limit) || limit <= 0) throw new UsageError('--limit must be a positive integer');
+  const config = configFrom(values, false);
+  const logger = createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'warn' });
+  const nc = await connectNats({ ...config.nats }, Math.min(config.nats.connect_timeout_ms, 10_000));
+  try {
+    const { DeadLetters } = await import('./dead-letters.js');
+    const dlq = await DeadLetters.open(nc, config.subject_prefix, logger);
+    if (action === 'list') {
+      for (const d of await dlq.list({ eventType: values['event-type'], limit })) process.stdout.write(`${JSON.stringify(d)}\n`);
+      return 0;
+    }
+    const targets = values.all ? (await dlq.list({ eventType: values['event-type'], limit })).map((d) => d.seq) : sequences;
+    let failed = 0;
+    for (const seq of targets) {
+      try {
+        process.stdout.write(`${JSON.stringify({ replayed: await dlq.replay(seq, { keep: values.keep }) })}\n`);
+      } catch (err) {
+        failed++;
+        process.stderr.write(`dlq replay ${seq}: ${errorMessage(err)}\n`);
+      }
+    }
+    return failed > 0 ? 1 : 0;
   } finally {
     await nc.close();
   }

@@ -25,6 +25,8 @@ export const TRACEPARENT = 'traceparent';
 export const CONTENT_TYPE = 'content-type';
 export const NATS_MSG_ID = 'Nats-Msg-Id';
 export const REPLY_TO = 'stufio-reply-to';
+/** The id of a plain (non-CloudEvents) message when it has to differ from its Nats-Msg-Id (dead-letter replay). */
+export const EVENT_ID = 'stufio-event-id';
 export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json';
 const JSON_CONTENT_TYPE = 'application/json';
 
@@ -223,6 +225,7 @@ function parseHops(value: string | undefined): number {
 }
 
 function fallbackId(h: Record<string, string>, msg: InboundMessage): string {
+  if (h[EVENT_ID]) return h[EVENT_ID];
   const natsId = h[NATS_MSG_ID.toLowerCase()];
   if (natsId) return natsId;
   if (msg.stream && msg.streamSequence) return `${msg.stream}:${msg.streamSequence}`;

@@ -30,6 +30,8 @@ export const DLQ_HEADERS = {
   stream: 'stufio-dlq-stream',
   sequence: 'stufio-dlq-sequence',
   consumer: 'stufio-dlq-consumer',
+  /** The event id the sidecar used, which a plain message carries nowhere else once its Nats-Msg-Id is gone. */
+  eventId: 'stufio-dlq-event-id',
 } as const;
 export const OUTCOME_HEADER = 'stufio-outcome';
 const SERVICE_ERROR = 'Nats-Service-Error';
@@ -243,6 +245,7 @@ export class Dispatcher {
     if (inbound.stream) h.set(DLQ_HEADERS.stream, inbound.stream);
     if (inbound.streamSequence) h.set(DLQ_HEADERS.sequence, String(inbound.streamSequence));
     if (inbound.consumer) h.set(DLQ_HEADERS.consumer, inbound.consumer);
+    if (event) h.set(DLQ_HEADERS.eventId, event.eventId);
     const type = event?.eventType ?? eventTypeOfSubject(this.#prefix, inbound.subject) ?? 'unknown';
     const dedupKey = event?.eventId ?? `${inbound.stream}:${inbound.streamSequence}`;
     await this.deps.publisher.publish(deadLetterSubject(this.#prefix, safeType(type)), inbound.data, h, followUpId(dedupKey, -1, 'dlq'));

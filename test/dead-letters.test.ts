@@ -1,0 +1,62 @@
+/** `stufio-sidecar dlq list / replay` against dead letters a real sidecar produced. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { cleanup, collect, freePort, handlerProcess, manager, natsClient, natsServer, runCli, sidecar, sidecarConfig, waitUntil } from './helpers/index.js';
+
+afterEach(cleanup);
+
+describe('dlq command', () => {
+  it('lists dead letters with their reasons and replays them once the handler is fixed', async () => {
+    const server = await natsServer();
+    const port = await freePort();
+    const broken = await handlerProcess({ address: `127.0.0.1:${port}` });
+    await sidecar(
+      sidecarConfig(server.url, `127.0.0.1:${port}`, {
+        streams: [{ name: 'EVENTS', subjects: ['events.>'] }],
+        subscriptions: [{ event_type: 'test.js.>', delivery: 'jetstream', durable: 'dlq-test' }],
+      }),
+    );
+    const nc = await natsClient(server.url);
+    const js = jetstream(nc);
+    for (let i = 0; i < 3; i++) await js.publish('events.test.js.bad', JSON.stringify({ fail_code: 3, result: { i } }), { msgID: `bad-${i}` });
+    await js.publish('events.test.js.other', JSON.stringify({ disposition: 'dead_letter' }), { msgID: 'other-0' });
+    const jsm = await manager(nc);
+    await waitUntil(async () => Object.keys((await jsm.streams.info('EVENTS', { subjects_filter: 'events.dlq.>' })).state.subjects ?? {}).length === 2, 5000, 'dead letters stored');
+
+    const list = await runCli(['dlq', 'list', '--server', server.url]);
+    expect(list.code).toBe(0);
+    const entries = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; event_id: string; reason: string; event_type: string; original_subject: string; attempts: number });
+    expect(entries.map((e) => [e.event_id, e.reason])).toEqual([
+      ['bad-0', 'grpc_invalid_argument'],
+      ['bad-1', 'grpc_invalid_argument'],
+      ['bad-2', 'grpc_invalid_argument'],
+      ['other-0', 'handler_dead_letter'],
+    ]);
+    expect(entries[0]).toMatchObject({ event_type: 'test.js.bad', original_subject: 'events.test.js.bad', attempts: 1 });
+    const onlyOther = await runCli(['dlq', 'list', '--server', server.url, '--event-type', 'test.js.other']);
+    expect(onlyOther.stdout.trim().split('\n')).toHaveLength(1);
+
+    // Deploy the fixed handler on the same address, then replay the three "bad" dead letters.
+    await broken.stop();
+    const fixed = await handlerProcess({ address: `127.0.0.1:${port}`, env: { STUFIO_TEST_HANDLER_FIXED: '1' } });
+    const results = collect(nc, 'events.test.js.bad');
+    const replay = await runCli(['dlq', 'replay', '--all', '--event-type', 'test.js.bad', '--server', server.url]);
+    expect(replay.stderr).toBe('');
+    expect(replay.code).toBe(0);
+    expect(replay.stdout.trim().split('\n')).toHaveLength(3);
+    await waitUntil(() => fixed.calls.filter((c) => c.event_type === 'test.js.bad').length === 3, 10_000, 'replayed events handled');
+    expect(fixed.calls.map((c) => c.event_id).sort()).toEqual(['bad-0', 'bad-1', 'bad-2']);
+    expect(results.messages).toHaveLength(3);
+    await waitUntil(async () => (await jsm.consumers.info('EVENTS', 'dlq-test')).num_ack_pending === 0, 5000, 'acked');
+    // Replayed ones are removed from the dead letters; the other stays.
+    const after = await runCli(['dlq', 'list', '--server', server.url]);
+    expect(after.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { event_id: string }).event_id)).toEqual(['other-0']);
+  });
+
+  it('says clearly when no stream keeps dead letters', async () => {
+    const server = await natsServer();
+    const r = await runCli(['dlq', 'list', '--server', server.url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no stream stores events.dlq.>');
+  });
+});
