@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/nats-core';
-import type { NatsConfig } from './config.js';
+import { redactUrl, type NatsConfig } from './config.js';
 import { ConfigError, errorMessage, ServerFeatureError } from './errors.js';
 
 /** The oldest nats-server we run against (Debian's package); older ones lack what JetStream use needs. */
@@ -25,8 +25,8 @@ export function connectionOptions(config: NatsConfig): ConnectionOptions {
     opts.user = config.user;
     opts.pass = config.password;
   }
-  if (config.credentials_file) opts.authenticator = credsAuthenticator(readSecret(config.credentials_file, 'nats.credentials_file'));
-  if (config.nkey_seed_file) opts.authenticator = nkeyAuthenticator(readSecret(config.nkey_seed_file, 'nats.nkey_seed_file'));
+  if (config.credentials_file) opts.authenticator = credsAuthenticator(readSecret(config.credentials_file, 'nats.credentials_file', false));
+  if (config.nkey_seed_file) opts.authenticator = nkeyAuthenticator(readSecret(config.nkey_seed_file, 'nats.nkey_seed_file', true));
   if (config.tls) {
     opts.tls = {};
     if (config.tls.ca_file) opts.tls.caFile = config.tls.ca_file;
@@ -36,31 +36,38 @@ export function connectionOptions(config: NatsConfig): ConnectionOptions {
   return opts;
 }
 
-function readSecret(path: string, field: string): Uint8Array {
+function readSecret(path: string, field: string, trim: boolean): Uint8Array {
   try {
-    return new TextEncoder().encode(readFileSync(path, 'utf8').trim());
+    // A seed file is the seed alone (editors add a newline); a creds file is parsed as written.
+    const text = readFileSync(path, 'utf8');
+    return new TextEncoder().encode(trim ? text.trim() : text);
   } catch (err) {
     throw new ConfigError([`${field}: cannot read ${path}: ${errorMessage(err)}`], { cause: err });
   }
 }
 
-/** Connects, failing after `timeoutMs` without a first connection (0 = wait forever). */
+/**
+ * Connects, retrying until `timeoutMs` passes without a first connection (0 = keep trying forever).
+ * Each try is a separate connect() so that giving up leaves no connection attempt running behind us
+ * (nats.js' own waitOnFirstConnect cannot be cancelled); once connected, reconnects are unbounded.
+ */
 export async function connectNats(config: NatsConfig, timeoutMs = config.connect_timeout_ms): Promise<NatsConnection> {
-  const pending = connect(connectionOptions(config));
-  if (timeoutMs <= 0) return pending;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no connection to ${config.servers.join(', ')} within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([pending, timeout]);
-  } catch (err) {
-    // A connection that succeeds after we gave up must not linger.
-    pending.then((nc) => nc.close()).catch(() => {});
-    throw err;
-  } finally {
-    clearTimeout(timer);
+  const options = { ...connectionOptions(config), waitOnFirstConnect: false };
+  const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
+  let last: unknown;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connect({ ...options, timeout: Math.max(100, Math.min(options.timeout ?? 5000, deadline - Date.now())) });
+    } catch (err) {
+      last = err;
+      // Authentication and authorization failures will not fix themselves by waiting.
+      if (err instanceof Error && /authorization|authentication|permissions/i.test(err.message)) break;
+    }
+    const pause = Math.min(500 * 2 ** Math.min(attempt, 3), 2000);
+    if (Date.now() + pause >= deadline) break;
+    await new Promise((r) => setTimeout(r, pause));
   }
+  throw new Error(`no connection to ${config.servers.map(redactUrl).join(', ')} within ${timeoutMs} ms: ${errorMessage(last)}`, { cause: last });
 }
 
 export function serverVersion(nc: NatsConnection): string {
