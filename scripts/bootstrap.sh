@@ -1,7 +1,9 @@
 #!/bin/sh
 # Bring a checkout to the point where `npm test` / `npm run demo` can run:
-# node deps, a nats-server binary, and an up-to-date dist/. Runs before every
-# test and demo, so the "already done" path must stay cheap (no npm, no tsc).
+# node deps, a nats-server binary, an up-to-date dist/, a Python venv (.venv) with
+# clients/python installed, and the Go example binaries (.tools/bin). Runs before
+# every test and demo, so the "already done" path must stay cheap (no npm, no tsc,
+# no pip, no go build).
 set -eu
 
 NATS_VERSION=2.15.3
@@ -212,3 +214,95 @@ if [ -n "$build_reason" ]; then
 else
 	say "dist up to date"
 fi
+
+# ---------------------------------------------------------------- client toolchains
+# The Python and Go clients' tests and the cross-language tests need a venv with clients/python installed
+# and the Go example binaries. Neither is fatal here: a missing toolchain is named, loudly, and the tests
+# that need it fail in scripts/test.sh (which counts them), rather than being skipped in silence.
+warn() { printf 'bootstrap: WARNING: %s\n' "$*" >&2; }
+
+PY_FLOOR=3.10.0
+VENV=.venv
+VENV_STAMP=$VENV/.stufio-bootstrap
+
+py_version() { "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null; }
+
+# The first python3 (then python3.N) on PATH that is at least $PY_FLOOR; sets $PY and $PY_V.
+PY= PY_V= PY_SEEN=
+find_python() {
+	for _c in python3 python3.14 python3.13 python3.12 python3.11 python3.10; do
+		_p=$(command -v "$_c" 2>/dev/null) || continue
+		_v=$(py_version "$_p") || continue
+		[ -n "$_v" ] || continue
+		if version_ge "$_v" "$PY_FLOOR"; then
+			PY=$_p PY_V=$_v
+			return 0
+		fi
+		PY_SEEN="${PY_SEEN:+$PY_SEEN, }$_p is $_v"
+	done
+	return 1
+}
+
+ensure_venv() {
+	# Up to date: a venv whose Python still runs and is new enough, installed after the last change to
+	# the package's metadata (the install is editable, so source changes need nothing).
+	if [ -f "$VENV_STAMP" ] && [ -x "$VENV/bin/pytest" ] && ! newer clients/python/pyproject.toml "$VENV_STAMP"; then
+		_v=$(py_version "$VENV/bin/python") || _v=
+		if [ -n "$_v" ] && version_ge "$_v" "$PY_FLOOR"; then
+			say "$VENV up to date (Python $_v)"
+			return 0
+		fi
+	fi
+	if ! find_python; then
+		warn "no Python $PY_FLOOR+ found (${PY_SEEN:-no python3 on PATH}): the Python client tests and the Python cross-language and README tests WILL FAIL; install Python 3.10+ (with venv) and re-run 'npm run bootstrap'"
+		return 0
+	fi
+	say "creating $VENV with Python $PY_V ($PY) and pip install -e 'clients/python[dev]' ..."
+	t0=$(now)
+	rm -rf "$VENV"
+	if ! quiet "$PY" -m venv "$VENV"; then
+		warn "'$PY -m venv $VENV' failed (on Debian/Ubuntu: apt-get install python3-venv): the Python tests WILL FAIL"
+		rm -rf "$VENV"
+		return 0
+	fi
+	if ! quiet "$VENV/bin/python" -m pip install --disable-pip-version-check -e 'clients/python[dev]'; then
+		warn "pip install -e 'clients/python[dev]' failed (output above): the Python tests WILL FAIL"
+		return 0
+	fi
+	date >"$VENV_STAMP"
+	say "$VENV ready in $(($(now) - t0))s (Python $PY_V)"
+}
+ensure_venv
+
+# Go binaries the cross-language tests run: name and package (relative to clients/go).
+GO_BINARIES="go-order-handler:./examples/order-handler go-publish-event:./examples/publish-event"
+GO_BIN_DIR=.tools/bin
+
+ensure_go_binaries() {
+	if ! _go=$(find_go); then
+		warn "no Go toolchain found (not on PATH, no /usr/local/go/bin/go): the Go client tests and the Go cross-language and README tests WILL FAIL; install Go (see clients/go/README.md for the version) and re-run 'npm run bootstrap'"
+		return 0
+	fi
+	_stale=
+	for _b in $GO_BINARIES; do
+		_bin=$GO_BIN_DIR/${_b%%:*}
+		if [ ! -x "$_bin" ] || [ -n "$(find clients/go \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$_bin" 2>/dev/null | head -n 1)" ]; then
+			_stale="$_stale $_b"
+		fi
+	done
+	if [ -z "$_stale" ]; then
+		say "Go binaries up to date ($GO_BIN_DIR)"
+		return 0
+	fi
+	mkdir -p "$GO_BIN_DIR"
+	_out=$(cd "$GO_BIN_DIR" && pwd)
+	t0=$(now)
+	for _b in $_stale; do
+		if ! quiet "$_go" -C clients/go build -o "$_out/${_b%%:*}" "${_b#*:}"; then
+			warn "go build ${_b#*:} failed (output above): the Go cross-language tests WILL FAIL"
+			return 0
+		fi
+	done
+	say "built Go binaries$(for _b in $_stale; do printf " %s" "${_b%%:*}"; done) in $(($(now) - t0))s ($("$_go" env GOVERSION))"
+}
+ensure_go_binaries

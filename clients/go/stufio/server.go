@@ -172,6 +172,16 @@ func Serve(ctx context.Context, address string, subs ...Subscription) error {
 	return s.Serve(ctx, address)
 }
 
+// Run is Serve for a main function: it serves subs on $STUFIO_HANDLER_ADDRESS (else DefaultAddress)
+// until SIGTERM or SIGINT, then stops gracefully and returns; if serving fails it logs the error and
+// exits with status 1, as log.Fatal does.
+func Run(subs ...Subscription) {
+	if err := Serve(context.Background(), "", subs...); err != nil {
+		slog.Error("stufio: serve failed", "error", err)
+		os.Exit(1)
+	}
+}
+
 // Listen binds an address in any of the forms Serve accepts. A stale unix socket file left by a
 // previous run is removed, and its directory created.
 func Listen(address string) (net.Listener, error) {

@@ -35,6 +35,9 @@ In ``HandleStream`` a message has no status of its own, so the same code travels
 ``error_code`` (with ``error_message``), which the sidecar treats exactly like a failed unary call. A handler
 can also ask for a retry or a dead letter without raising: ``HandlerResponse.retry(reason, delay_ms=...)``,
 ``HandlerResponse.dead_letter(reason)``.
+
+Outside a handler, :class:`EventPublisher` (and :class:`AsyncEventPublisher`) publish events, or request a
+handler's result, through the sidecar's ``EventPublisher`` service: see :mod:`stufio_client.publisher`.
 """
 
 from ._gen.stufio.events.v1 import handler_pb2, handler_pb2_grpc
@@ -47,6 +50,7 @@ from .metrics import (
     register_metrics_provider,
     unregister_metrics_provider,
 )
+from .publisher import AsyncEventPublisher, EventPublisher, PublishResult, RequestResult
 from .response import Disposition, HandlerResponse, PublishEventInfo, normalize
 from .server import (
     DEFAULT_ADDRESS,
@@ -63,17 +67,21 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_ADDRESS",
     "Actor",
+    "AsyncEventPublisher",
     "BackgroundServer",
     "BaseMetricsProvider",
     "Delivery",
     "Disposition",
     "Event",
+    "EventPublisher",
     "HandlerError",
     "HandlerResponse",
     "HandlerServer",
     "NoHandlerError",
     "NonRetryableError",
     "PublishEventInfo",
+    "PublishResult",
+    "RequestResult",
     "RetryableError",
     "Subscription",
     "event_subscriber",

@@ -116,7 +116,8 @@ export function eventTypeName(t: PublishEvent['eventType']): string {
   return String(t);
 }
 
-function toPublishEventInfo(p: PublishEvent): PublishEventInfo {
+/** A PublishEvent as the wire message (a follow-up, or an event given to EventPublisher). */
+export function toPublishEventInfo(p: PublishEvent): PublishEventInfo {
   return {
     eventType: eventTypeName(p.eventType),
     entityId: p.entityId ?? '',

@@ -5,9 +5,15 @@ import { statusForError } from './errors.js';
 import { normaliseReturn } from './response.js';
 import { EventRouter, type HandlerFn } from './router.js';
 
+/** Where a handler serves when given no address and `$STUFIO_HANDLER_ADDRESS` is unset: a socket shared with the sidecar. */
+export const DEFAULT_ADDRESS = 'unix:///var/run/stufio/handler.sock';
+
 export interface ServeOptions {
-  /** `host:port`, `:port` or `unix:///path.sock`; port 0 picks a free one. */
-  address: string;
+  /**
+   * `host:port`, `:port` or `unix:///path.sock`; port 0 picks a free one. Default `$STUFIO_HANDLER_ADDRESS`,
+   * else DEFAULT_ADDRESS (as the Python and Go clients).
+   */
+  address?: string;
   handlers: Record<string, HandlerFn> | EventRouter;
   /** Reported through Describe; names the durable of declared subscriptions. */
   name?: string;
@@ -75,7 +81,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     },
   });
 
-  const target = /^:\d+$/.test(options.address) ? `0.0.0.0${options.address}` : options.address;
+  const address = options.address || process.env.STUFIO_HANDLER_ADDRESS || DEFAULT_ADDRESS;
+  const target = /^:\d+$/.test(address) ? `0.0.0.0${address}` : address;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(target, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
