@@ -223,7 +223,7 @@ export class Dispatcher {
           return;
         }
         this.deps.metrics.deadLetters.inc({ event_type: eventType, reason: action.reason });
-        if (inbound.replyExpected) settle.respond(errorBody(action.reason, action.error), errorHeaders(event, action.error, 500, action.reason));
+        if (inbound.replyExpected) settle.respond(errorBody(action.reason, action.error), errorHeaders(event, action.error, action.errorCode, action.reason));
         settle.term(`${action.reason}: ${action.error}`.slice(0, 256));
         return;
     }

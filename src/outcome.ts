@@ -22,8 +22,8 @@ export type Action =
   | { kind: 'ack'; outcome: 'success' | 'handler_failure' }
   /** JetStream: nak with a delay. */
   | { kind: 'retry'; outcome: 'retry'; delayMs: number; reason: string; error: string }
-  /** JetStream: copy to the dead-letter subject, then terminate. */
-  | { kind: 'dead_letter'; outcome: 'dead_letter'; reason: string; error: string }
+  /** JetStream: copy to the dead-letter subject, then terminate (a waiting requester gets errorCode). */
+  | { kind: 'dead_letter'; outcome: 'dead_letter'; reason: string; error: string; errorCode: number }
   /** Core: answer the requester with an error; nothing to redeliver. */
   | { kind: 'reject'; outcome: 'rejected'; reason: string; error: string; errorCode: number };
 
@@ -97,14 +97,14 @@ export function decide(result: HandlingResult, ctx: DeliveryContext): Action {
 function retryOrExhausted(ctx: DeliveryContext, reason: string, error: string, requestedDelayMs: number, errorCode: number): Action {
   if (ctx.mode === 'core') return { kind: 'reject', outcome: 'rejected', reason, error, errorCode };
   if (ctx.attempt >= ctx.maxDeliver) {
-    return { kind: 'dead_letter', outcome: 'dead_letter', reason: 'max_deliver', error: `${reason}: ${error}` };
+    return { kind: 'dead_letter', outcome: 'dead_letter', reason: 'max_deliver', error: `${reason}: ${error}`, errorCode };
   }
   return { kind: 'retry', outcome: 'retry', delayMs: requestedDelayMs > 0 ? requestedDelayMs : backoffDelay(ctx), reason, error };
 }
 
 function permanent(ctx: DeliveryContext, reason: string, error: string): Action {
   if (ctx.mode === 'core') return { kind: 'reject', outcome: 'rejected', reason, error, errorCode: ERROR_CODE_PERMANENT };
-  return { kind: 'dead_letter', outcome: 'dead_letter', reason, error };
+  return { kind: 'dead_letter', outcome: 'dead_letter', reason, error, errorCode: ERROR_CODE_PERMANENT };
 }
 
 /** The delay before redelivery: the configured step for this attempt (the last repeats), else exponential with jitter. */

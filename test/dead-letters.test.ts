@@ -1,17 +1,20 @@
 /** `stufio-sidecar dlq list / replay` against dead letters a real sidecar produced. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
-import { cleanup, collect, freePort, handlerProcess, manager, natsClient, natsServer, runCli, sidecar, sidecarConfig, waitUntil } from './helpers/index.js';
+import { join } from 'node:path';
+import { cleanup, collect, handlerProcess, tempDir, manager, natsClient, natsServer, runCli, sidecar, sidecarConfig, waitUntil } from './helpers/index.js';
 
 afterEach(cleanup);
 
 describe('dlq command', () => {
   it('lists dead letters with their reasons and replays them once the handler is fixed', async () => {
     const server = await natsServer();
-    const port = await freePort();
-    const broken = await handlerProcess({ address: `127.0.0.1:${port}` });
+    // A unix socket, not a TCP port: the fixed handler must come back on the same address without racing
+    // other processes for a freed port.
+    const address = `unix://${join(tempDir(), 'handler.sock')}`;
+    const broken = await handlerProcess({ address });
     await sidecar(
-      sidecarConfig(server.url, `127.0.0.1:${port}`, {
+      sidecarConfig(server.url, address, {
         streams: [{ name: 'EVENTS', subjects: ['events.>'] }],
         subscriptions: [{ event_type: 'test.js.>', delivery: 'jetstream', durable: 'dlq-test' }],
       }),
@@ -38,7 +41,7 @@ describe('dlq command', () => {
 
     // Deploy the fixed handler on the same address, then replay the three "bad" dead letters.
     await broken.stop();
-    const fixed = await handlerProcess({ address: `127.0.0.1:${port}`, env: { STUFIO_TEST_HANDLER_FIXED: '1' } });
+    const fixed = await handlerProcess({ address, env: { STUFIO_TEST_HANDLER_FIXED: '1' } });
     const results = collect(nc, 'events.test.js.bad');
     const replay = await runCli(['dlq', 'replay', '--all', '--event-type', 'test.js.bad', '--server', server.url]);
     expect(replay.stderr).toBe('');

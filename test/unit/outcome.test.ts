@@ -86,25 +86,25 @@ const rows: Row[] = [
   [
     'disposition DEAD_LETTER',
     { kind: 'response', response: response({ disposition: Disposition.DISPOSITION_DEAD_LETTER }) },
-    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'handler_dead_letter', error: 'handler asked for dead-lettering' },
+    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'handler_dead_letter', error: 'handler asked for dead-lettering' , errorCode: 400 },
     { kind: 'reject', outcome: 'rejected', reason: 'handler_dead_letter', error: 'handler asked for dead-lettering', errorCode: 400 },
   ],
   [
     'disposition DEAD_LETTER with an error message',
     { kind: 'response', response: response({ disposition: Disposition.DISPOSITION_DEAD_LETTER, errorMessage: 'poison' }) },
-    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'handler_dead_letter', error: 'poison' },
+    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'handler_dead_letter', error: 'poison' , errorCode: 400 },
     { kind: 'reject', outcome: 'rejected', reason: 'handler_dead_letter', error: 'poison', errorCode: 400 },
   ],
   [
     'disposition UNRECOGNIZED',
     { kind: 'response', response: response({ disposition: Disposition.UNRECOGNIZED }) },
-    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'invalid_response', error: 'unknown disposition -1' },
+    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'invalid_response', error: 'unknown disposition -1' , errorCode: 400 },
     { kind: 'reject', outcome: 'rejected', reason: 'invalid_response', error: 'unknown disposition -1', errorCode: 400 },
   ],
   [
     'disposition out of range (7)',
     { kind: 'response', response: response({ disposition: 7 as Disposition }) },
-    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'invalid_response', error: 'unknown disposition 7' },
+    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'invalid_response', error: 'unknown disposition 7' , errorCode: 400 },
     { kind: 'reject', outcome: 'rejected', reason: 'invalid_response', error: 'unknown disposition 7', errorCode: 400 },
   ],
   // --- gRPC call failures ---
@@ -120,14 +120,14 @@ const rows: Row[] = [
     (code): Row => [
       `gRPC ${status[code]} (permanent)`,
       { kind: 'call_failed', code, message: 'bad event' },
-      { kind: 'dead_letter', outcome: 'dead_letter', reason: grpcName(code), error: 'bad event' },
+      { kind: 'dead_letter', outcome: 'dead_letter', reason: grpcName(code), error: 'bad event' , errorCode: 400 },
       { kind: 'reject', outcome: 'rejected', reason: grpcName(code), error: 'bad event', errorCode: 400 },
     ],
   ),
   [
     'a gRPC code outside the enum',
     { kind: 'call_failed', code: 99 as status, message: 'weird' },
-    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'grpc_99', error: 'weird' },
+    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'grpc_99', error: 'weird' , errorCode: 400 },
     { kind: 'reject', outcome: 'rejected', reason: 'grpc_99', error: 'weird', errorCode: 400 },
   ],
   // --- invalid responses: dead-letter at once with the reason ---
@@ -135,7 +135,7 @@ const rows: Row[] = [
     (reason): Row => [
       `invalid response (${reason})`,
       { kind: 'invalid_response', reason, message: `bad: ${reason}` },
-      { kind: 'dead_letter', outcome: 'dead_letter', reason, error: `bad: ${reason}` },
+      { kind: 'dead_letter', outcome: 'dead_letter', reason, error: `bad: ${reason}` , errorCode: 400 },
       { kind: 'reject', outcome: 'rejected', reason, error: `bad: ${reason}`, errorCode: 400 },
     ],
   ),
@@ -150,7 +150,7 @@ const rows: Row[] = [
   [
     'malformed event',
     { kind: 'malformed_event', message: 'bad ce-hops' },
-    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'malformed_event', error: 'bad ce-hops' },
+    { kind: 'dead_letter', outcome: 'dead_letter', reason: 'malformed_event', error: 'bad ce-hops' , errorCode: 400 },
     { kind: 'reject', outcome: 'rejected', reason: 'malformed_event', error: 'bad ce-hops', errorCode: 400 },
   ],
 ];
@@ -168,7 +168,9 @@ describe('decide: the last attempt (attempt >= max_deliver)', () => {
   /** Every row that retries on JetStream becomes a dead letter with reason max_deliver on the last attempt. */
   const lastAttemptRows = rows.map(([name, result, jsAction, coreAction]): Row => {
     if (jsAction.kind !== 'retry') return [name, result, jsAction, coreAction];
-    return [name, result, { kind: 'dead_letter', outcome: 'dead_letter', reason: 'max_deliver', error: `${jsAction.reason}: ${jsAction.error}` }, coreAction];
+    // A requester still waiting gets the code the failure would have had on core (503 or 500).
+    const errorCode = coreAction.kind === 'reject' ? coreAction.errorCode : 0;
+    return [name, result, { kind: 'dead_letter', outcome: 'dead_letter', reason: 'max_deliver', error: `${jsAction.reason}: ${jsAction.error}`, errorCode }, coreAction];
   });
 
   it.each(lastAttemptRows)('%s → jetstream, attempt == max_deliver', (_name, result, expected) => {
@@ -187,6 +189,7 @@ describe('decide: the last attempt (attempt >= max_deliver)', () => {
       outcome: 'dead_letter',
       reason: 'max_deliver',
       error: 'grpc_unavailable: down',
+      errorCode: 503,
     });
   });
 
@@ -197,7 +200,7 @@ describe('decide: the last attempt (attempt >= max_deliver)', () => {
 
   it('a handler retry on the last attempt keeps its message in the dead-letter error', () => {
     const action = decide({ kind: 'response', response: response({ disposition: Disposition.DISPOSITION_RETRY, retryDelayMs: 10, errorMessage: 'db busy' }) }, js(5, 5));
-    expect(action).toEqual({ kind: 'dead_letter', outcome: 'dead_letter', reason: 'max_deliver', error: 'handler_retry: db busy' });
+    expect(action).toEqual({ kind: 'dead_letter', outcome: 'dead_letter', reason: 'max_deliver', error: 'handler_retry: db busy', errorCode: 503 });
   });
 
   it('permanent failures keep their own reason on the last attempt', () => {
