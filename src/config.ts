@@ -121,6 +121,15 @@ const MetricsSchema = z
   })
   .prefault({});
 
+const DeadLetterSchema = z
+  .strictObject({
+    /** Create `stream` for <prefix>.dlq.> when a jetstream subscription exists and no stream stores dead letters. */
+    create_stream: z.boolean().default(true),
+    stream: z.string().regex(NAME, 'only A-Z a-z 0-9 _ - allowed').default('STUFIO_DLQ'),
+    max_age_ms: nonNegativeInt(Number.MAX_SAFE_INTEGER).default(14 * 24 * 3600 * 1000),
+  })
+  .prefault({});
+
 const ShutdownSchema = z.strictObject({ grace_ms: nonNegativeInt(3_600_000).default(30_000) }).prefault({});
 
 const BaseSchema = z.strictObject({
@@ -132,6 +141,7 @@ const BaseSchema = z.strictObject({
     publish: PublishSchema,
     http: HttpSchema,
     publisher: PublisherSchema,
+    dead_letter: DeadLetterSchema,
     metrics: MetricsSchema,
     shutdown: ShutdownSchema,
 });
@@ -214,7 +224,7 @@ function crossFieldProblems(cfg: Partial<RawConfig>, problem: Problem): void {
   });
   section(() => {
     const address = cfg.handler?.address;
-    if (typeof address === 'string' && !/^(unix:|unix-abstract:|dns:|ipv4:|ipv6:|[^/\s]+:\d+$)/.test(address)) {
+    if (typeof address === 'string' && !/^(unix:|unix-abstract:|dns:|ipv4:|ipv6:|[^/\s]*:\d+$)/.test(address)) {
       problem(['handler', 'address'], 'expected unix:///path.sock or host:port');
     }
   });

@@ -15,7 +15,7 @@ import type { HandlerHealth } from './handler-health.js';
 import type { Logger } from './logger.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { Delivered, Settlement } from './nats-source.js';
-import { backoffDelay, decide, type Action, type HandlingResult } from './outcome.js';
+import { backoffDelay, decide, type Action, type HandlingResult, type Outcome } from './outcome.js';
 import type { Publisher } from './publisher.js';
 import { runInEventContext } from './metrics-providers.js';
 import { DelayedDelivery } from './delayed-delivery.js';
@@ -173,8 +173,8 @@ export class Dispatcher {
     }
 
     const action = decide(result, ctx);
-    await this.#apply(action, inbound, settle, event, response, eventType, subscription);
-    metrics.countProcessed(eventType, action.outcome);
+    const outcome = await this.#apply(action, inbound, settle, event, response, eventType, subscription);
+    metrics.countProcessed(eventType, outcome);
     if (action.kind === 'ack') {
       if (followUps.length > 0) metrics.followUps.inc({ event_type: eventType }, followUps.length);
       if (response?.metrics) metrics.observeHandlerMetrics(eventType, response.metrics.values);
@@ -201,18 +201,18 @@ export class Dispatcher {
     });
   }
 
-  async #apply(action: Action, inbound: InboundMessage, settle: Settlement, event: EventMessage | undefined, response: HandlerResponse | undefined, eventType: string, subscription: SubscriptionConfig): Promise<void> {
+  async #apply(action: Action, inbound: InboundMessage, settle: Settlement, event: EventMessage | undefined, response: HandlerResponse | undefined, eventType: string, subscription: SubscriptionConfig): Promise<Outcome> {
     switch (action.kind) {
       case 'ack':
         if (inbound.replyExpected && event) settle.respond(resultBody(response), this.#resultHeaders(event, action.outcome));
         settle.ack();
-        return;
+        return action.outcome;
       case 'retry':
         settle.nak(action.delayMs);
-        return;
+        return action.outcome;
       case 'reject':
         if (inbound.replyExpected) settle.respond(errorBody(action.reason, action.error), errorHeaders(event, action.error, action.errorCode, action.reason));
-        return;
+        return action.outcome;
       case 'dead_letter':
         try {
           await this.#deadLetter(inbound, event, action.reason, action.error);
@@ -220,12 +220,12 @@ export class Dispatcher {
           // No copy stored, so the original must stay: redeliver it later rather than terminate it.
           this.deps.logger.error({ event_id: event?.eventId, subject: inbound.subject, err: errorMessage(err) }, 'dead-letter publish failed');
           settle.nak(backoffDelay({ attempt: inbound.attempt, backoffMs: subscription.backoff_ms, backoff: subscription.backoff }));
-          return;
+          return 'retry';
         }
         this.deps.metrics.deadLetters.inc({ event_type: eventType, reason: action.reason });
         if (inbound.replyExpected) settle.respond(errorBody(action.reason, action.error), errorHeaders(event, action.error, action.errorCode, action.reason));
         settle.term(`${action.reason}: ${action.error}`.slice(0, 256));
-        return;
+        return action.outcome;
     }
   }
 

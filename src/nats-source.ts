@@ -260,10 +260,13 @@ export class JetStreamSource extends NatsSource {
         m.ack();
         continue;
       }
+      // Registered for working() heartbeats before it waits for a slot: a message held in our buffer
+      // while the handler is slow or paused must not be redelivered under us.
+      const settle = this.#settlement(m);
       const wait = this.slots.acquire();
       if (wait) await wait;
       if (this.stopping) {
-        m.nak();
+        settle.nak(0);
         this.slots.release();
         continue;
       }
@@ -280,7 +283,7 @@ export class JetStreamSource extends NatsSource {
         streamSequence: info.streamSequence,
         storedAtMs: Math.floor(info.timestampNanos / 1e6),
       };
-      this.dispatch(inbound, this.#settlement(m));
+      this.dispatch(inbound, settle);
     }
   }
 

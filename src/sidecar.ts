@@ -18,6 +18,7 @@ import { SidecarMetrics } from './metrics.js';
 import { checkServerFeatures, connectNats, serverVersion } from './nats-connection.js';
 import { CoreSource, JetStreamSource, type NatsSource } from './nats-source.js';
 import { Publisher } from './publisher.js';
+import { deadLetterSubject } from './event-type.js';
 import { DelayedDelivery } from './delayed-delivery.js';
 import { PublisherService } from './publisher-service.js';
 import { EventClient } from './event-client.js';
@@ -294,9 +295,27 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
   }
 
   async #ensureStreams(): Promise<void> {
-    if (this.config.streams.length === 0) return;
-    if (!this.#jsm) throw new Error('streams are configured but JetStream is not enabled on the server');
-    for (const stream of this.config.streams) await ensureStream(this.#jsm, stream, this.logger);
+    if (this.config.streams.length > 0 && !this.#jsm) throw new Error('streams are configured but JetStream is not enabled on the server');
+    for (const stream of this.config.streams) await ensureStream(this.#jsm!, stream, this.logger);
+    await this.#ensureDeadLetterStream();
+  }
+
+  /** A dead letter is terminated only after it is stored: make sure something stores <prefix>.dlq.>. */
+  async #ensureDeadLetterStream(): Promise<void> {
+    if (!this.#jsm || !this.#subscriptions.some((s) => s.delivery === 'jetstream')) return;
+    const probe = deadLetterSubject(this.config.subject_prefix, 'probe');
+    try {
+      await this.#jsm.streams.find(probe);
+      return;
+    } catch (err) {
+      if (!(err instanceof jserrors.StreamNotFoundError)) throw err;
+    }
+    const dl = this.config.dead_letter;
+    if (!dl.create_stream) {
+      this.logger.warn({ subject: deadLetterSubject(this.config.subject_prefix, '>') }, 'no stream stores dead letters; they are published but not kept');
+      return;
+    }
+    await ensureStream(this.#jsm, { name: dl.stream, subjects: [deadLetterSubject(this.config.subject_prefix, '>')], storage: 'file', replicas: 1, max_age_ms: dl.max_age_ms, duplicate_window_ms: 120_000 }, this.logger);
   }
 
   #transition(next: SidecarState): void {
