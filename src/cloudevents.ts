@@ -85,7 +85,7 @@ export function decodeEvent(prefix: string, msg: InboundMessage, parseJson = tru
     contentType: '',
     data: Buffer.alloc(0),
     payload: undefined,
-    headers: h,
+    headers: extraHeaders(h),
     actor: undefined,
     delivery: {
       subject: msg.subject,
@@ -141,6 +141,20 @@ export function decodeEvent(prefix: string, msg: InboundMessage, parseJson = tru
   if (event.time === undefined && msg.storedAtMs !== undefined) event.time = new Date(msg.storedAtMs);
   return event;
 }
+
+/**
+ * The headers the handler gets in `EventMessage.headers`: those not already carried by a field (ce-*,
+ * content-type, traceparent). Each map entry costs an encode per event, and most events have no others.
+ */
+function extraHeaders(h: Record<string, string>): Record<string, string> {
+  let out: Record<string, string> | undefined;
+  for (const key in h) {
+    if (key.startsWith('ce-') || key === CONTENT_TYPE || key === TRACEPARENT) continue;
+    (out ??= {})[key] = h[key]!;
+  }
+  return out ?? EMPTY_HEADERS;
+}
+const EMPTY_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** A body is JSON when it says so, or says nothing and parses: `nats pub events.x '{"a":1}'` sets no content type. */
 function parsePayload(event: EventMessage, contentType: string, parseJson: boolean): void {

@@ -30,6 +30,8 @@ const NatsSchema = z
     credentials_file: z.string().min(1).optional(),
     nkey_seed_file: z.string().min(1).optional(),
     tls: TlsSchema.optional(),
+    /** Coalesce the socket writes of one event-loop turn (publishes, acks, replies) into one write. */
+    batch_writes: z.boolean().default(true),
     /** How long to wait for the first connection before failing; reconnects after that are unbounded. */
     connect_timeout_ms: positiveInt(600_000).default(30_000),
   })

@@ -98,8 +98,9 @@ export class Dispatcher {
       if (!(err instanceof MalformedEventError)) throw err;
       malformed = err.message;
     }
-    const eventType = metrics.eventTypeLabel(event?.eventType ?? eventTypeOfSubject(this.#prefix, inbound.subject) ?? 'unknown');
-    metrics.received.inc({ event_type: eventType, delivery: inbound.mode });
+    const typeMetrics = metrics.forEventType(event?.eventType ?? eventTypeOfSubject(this.#prefix, inbound.subject) ?? 'unknown');
+    const eventType = typeMetrics.label;
+    (inbound.mode === 'core' ? typeMetrics.receivedCore : typeMetrics.receivedJetStream).inc();
     if (inbound.attempt > 1) metrics.redeliveries.inc();
     try {
       const process = () => this.#inContext(() => this.#process(subscription, inbound, settle, event, malformed, eventType, startedAt));
@@ -141,7 +142,8 @@ export class Dispatcher {
       // Only reachable when a sidecar died during the last allowed attempt: do not call the handler again.
       result = { kind: 'call_failed', code: status.ABORTED, message: `delivered ${inbound.attempt} times, past max_deliver` };
     } else {
-      if (event.time) metrics.eventAge.observe({ event_type: eventType }, Math.max(0, startedAt - event.time.getTime()) / 1000);
+      const typeMetrics = metrics.forEventType(eventType);
+      if (event.time) typeMetrics.eventAge.observe(Math.max(0, startedAt - event.time.getTime()) / 1000);
       await this.deps.health.whenServing();
       const t0 = performance.now();
       try {
@@ -159,7 +161,7 @@ export class Dispatcher {
         result = { kind: 'call_failed', code: err.code, message: err.message };
       }
       handlerMs = performance.now() - t0;
-      metrics.handlerDuration.observe({ event_type: eventType }, handlerMs / 1000);
+      typeMetrics.handlerDuration.observe(handlerMs / 1000);
       if (response && isAck(response)) {
         try {
           followUps = planFollowUps(event, response, this.#limits, { prefix: this.#prefix, source: this.#source });
@@ -176,7 +178,7 @@ export class Dispatcher {
     const outcome = await this.#apply(action, inbound, settle, event, response, eventType, subscription);
     metrics.countProcessed(eventType, outcome);
     if (action.kind === 'ack') {
-      if (followUps.length > 0) metrics.followUps.inc({ event_type: eventType }, followUps.length);
+      if (followUps.length > 0) metrics.forEventType(eventType).followUps.inc(followUps.length);
       if (response?.metrics) metrics.observeHandlerMetrics(eventType, response.metrics.values);
     } else {
       logger.warn(

@@ -44,7 +44,7 @@ export class HandlerCallError extends Error {
 
 /** A follow-up, reply or dead-letter copy could not be published (and stored, for JetStream). */
 export class PublishError extends Error {
-  override readonly name = 'PublishError';
+  override readonly name: string = 'PublishError';
 }
 
 /** The connected nats-server lacks something the configuration needs. */

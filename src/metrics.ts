@@ -40,6 +40,7 @@ export class SidecarMetrics {
   readonly #eventTypes = new Set<string>();
   readonly #handlerMetrics = new Map<string, HandlerMetric>();
   readonly #refused = new Set<string>();
+  readonly #byType = new Map<string, EventTypeMetrics>();
 
   constructor(options: MetricsOptions) {
     this.#options = { maxEventTypes: 1000, ...options };
@@ -89,8 +90,32 @@ export class SidecarMetrics {
     return eventType;
   }
 
+  /**
+   * The transport series of one event type, bound once: prom-client hashes a label set on every
+   * `inc({...})`, which the hot path pays per event otherwise.
+   */
+  forEventType(eventType: string): EventTypeMetrics {
+    const label = this.eventTypeLabel(eventType);
+    let m = this.#byType.get(label);
+    if (!m) {
+      const processed = {} as Record<Outcome, ReturnType<Counter<'event_type' | 'outcome'>['labels']>>;
+      for (const outcome of OUTCOMES) processed[outcome] = this.processed.labels(label, outcome);
+      m = {
+        label,
+        receivedCore: this.received.labels(label, 'core'),
+        receivedJetStream: this.received.labels(label, 'jetstream'),
+        processed,
+        handlerDuration: this.handlerDuration.labels(label),
+        eventAge: this.eventAge.labels(label),
+        followUps: this.followUps.labels(label),
+      };
+      this.#byType.set(label, m);
+    }
+    return m;
+  }
+
   countProcessed(eventType: string, outcome: Outcome): void {
-    this.processed.inc({ event_type: eventType, outcome });
+    this.forEventType(eventType).processed[outcome].inc();
   }
 
   /** Folds one HandlerResponse.metrics.values map into Prometheus. */
@@ -168,6 +193,18 @@ export class SidecarMetrics {
   metricsText(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+const OUTCOMES: readonly Outcome[] = ['success', 'handler_failure', 'retry', 'dead_letter', 'rejected'];
+
+export interface EventTypeMetrics {
+  label: string;
+  receivedCore: { inc(): void };
+  receivedJetStream: { inc(): void };
+  processed: Record<Outcome, { inc(): void }>;
+  handlerDuration: { observe(v: number): void };
+  eventAge: { observe(v: number): void };
+  followUps: { inc(n?: number): void };
 }
 
 type HandlerMetric =

@@ -7,6 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/nats-core';
 import { redactUrl, type NatsConfig } from './config.js';
 import { ConfigError, errorMessage, ServerFeatureError } from './errors.js';
+import { batchNatsWrites } from './nats-write-batching.js';
 
 /** The oldest nats-server we run against (Debian's package); older ones lack what JetStream use needs. */
 export const MIN_SERVER_VERSION = '2.9.0';
@@ -52,6 +53,7 @@ function readSecret(path: string, field: string, trim: boolean): Uint8Array {
  * (nats.js' own waitOnFirstConnect cannot be cancelled); once connected, reconnects are unbounded.
  */
 export async function connectNats(config: NatsConfig, timeoutMs = config.connect_timeout_ms): Promise<NatsConnection> {
+  if (config.batch_writes) batchNatsWrites();
   const options = { ...connectionOptions(config), waitOnFirstConnect: false };
   const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
   let last: unknown;

@@ -6,10 +6,11 @@
  * on core NATS followed by a flush, which confirms the server received it. Which subjects have a stream is
  * looked up once and cached for a while, so streams added later are picked up.
  */
-import { NoRespondersError, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
+import { headers as natsHeaders, NoRespondersError, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import { jserrors } from '@nats-io/jetstream/internal';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { errorMessage, PublishError } from './errors.js';
+import { JetStreamPublisher } from './jetstream-publisher.js';
 import type { OutboundEvent } from './cloudevents.js';
 import type { Logger } from './logger.js';
 
@@ -32,15 +33,22 @@ export class Publisher {
   readonly #streamOf = new Map<string, { stream: string | undefined; until: number }>();
   readonly #cacheMs: number;
   readonly #timeoutMs: number;
+  readonly #jsPublisher: JetStreamPublisher | undefined;
+  #flushing: Promise<void> | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly js: JetStreamClient | undefined,
+    js: JetStreamClient | undefined,
     private readonly jsm: JetStreamManager | undefined,
     private readonly options: PublisherOptions,
   ) {
     this.#cacheMs = options.streamCacheMs ?? 30_000;
     this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#jsPublisher = js ? new JetStreamPublisher(nc, this.#timeoutMs) : undefined;
+  }
+
+  close(): void {
+    this.#jsPublisher?.close();
   }
 
   /** Publishes the events concurrently and resolves once every one is stored (or flushed). */
@@ -52,20 +60,39 @@ export class Publisher {
 
   /** Publishes one message durably where a stream captures the subject. Throws PublishError. */
   async publish(subject: string, data: Uint8Array, headers: MsgHdrs | undefined, msgID?: string): Promise<PublishReceipt> {
-    const stream = await this.streamFor(subject);
+    const cached = this.#cachedStream(subject);
+    const stream = cached !== null ? cached : await this.streamFor(subject);
     try {
-      if (stream !== undefined && this.js) {
-        const ack = await this.js.publish(subject, data, { headers, msgID, timeout: this.#timeoutMs });
+      if (stream !== undefined && this.#jsPublisher) {
+        const ack = await this.#jsPublisher.publish(subject, data, headers ?? natsHeaders(), msgID);
         return { subject, stream: ack.stream, sequence: ack.seq, duplicate: ack.duplicate };
       }
       this.nc.publish(subject, data, { headers });
-      await this.nc.flush();
+      await this.#flush();
       return { subject };
     } catch (err) {
       // The stream may have been removed or moved: look it up again next time.
       this.#streamOf.delete(subject);
+      if (err instanceof PublishError) throw err;
       throw new PublishError(`publish to ${subject} failed: ${errorMessage(err)}`, { cause: err });
     }
+  }
+
+  /** One flush (a PING round trip) shared by every core publish of the same event-loop turn. */
+  #flush(): Promise<void> {
+    this.#flushing ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.#flushing = undefined;
+        this.nc.flush().then(resolve, reject);
+      });
+    });
+    return this.#flushing;
+  }
+
+  /** The cached answer, or null when it must be looked up. */
+  #cachedStream(subject: string): string | undefined | null {
+    const cached = this.#streamOf.get(subject);
+    return cached && cached.until > Date.now() ? cached.stream : null;
   }
 
   /** Fire-and-forget on core NATS: replies and metrics records, where a lost message loses no event. */

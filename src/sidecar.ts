@@ -194,6 +194,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
     await this.#delayed?.stop().catch(() => {});
     for (const s of this.#sources) if (s instanceof JetStreamSource) s.dispose();
     this.health.stop();
+    this.#publisher?.close();
     if (this.#nc && !this.#nc.isClosed()) {
       try {
         await this.#nc.drain();
