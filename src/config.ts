@@ -49,6 +49,11 @@ const HandlerSchema = z
     /** Polling period of grpc.health.v1 Check while running. */
     health_interval_ms: positiveInt(60_000).default(1000),
     describe: z.boolean().default(false),
+    /**
+     * Parse JSON bodies into EventMessage.payload. False sends only `data` (the client helpers parse it
+     * on demand): no JSON parse and no protobuf Value encoding in the sidecar per event.
+     */
+    decode_payload: z.boolean().default(true),
     /** How long to wait for the handler to become SERVING at start before giving up (0 = forever). */
     startup_timeout_ms: nonNegativeInt(3_600_000).default(0),
   })

@@ -93,7 +93,7 @@ export class Dispatcher {
     let event: EventMessage | undefined;
     let malformed: string | undefined;
     try {
-      event = decodeEvent(this.#prefix, inbound);
+      event = decodeEvent(this.#prefix, inbound, this.deps.config.handler.decode_payload);
     } catch (err) {
       if (!(err instanceof MalformedEventError)) throw err;
       malformed = err.message;

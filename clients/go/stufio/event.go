@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -82,6 +83,12 @@ func newEvent(msg *eventsv1.EventMessage) *Event {
 	}
 	if msg.GetPayload() != nil {
 		ev.Payload = msg.GetPayload().AsInterface()
+	} else if len(msg.GetData()) > 0 && isJSONContentType(msg.GetContentType()) {
+		// A sidecar with handler.decode_payload: false sends the raw body only; parse it here.
+		var v any
+		if json.Unmarshal(msg.GetData(), &v) == nil {
+			ev.Payload = v
+		}
 	}
 	if ev.Headers == nil {
 		ev.Headers = map[string]string{}
@@ -89,8 +96,19 @@ func newEvent(msg *eventsv1.EventMessage) *Event {
 	return ev
 }
 
+func isJSONContentType(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	return ct == "application/json" || strings.HasSuffix(ct, "+json")
+}
+
 // Decode unmarshals the payload into v with encoding/json (so json tags apply).
 func (e *Event) Decode(v any) error {
+	if e.Message.GetPayload() == nil && e.Payload != nil {
+		return json.Unmarshal(e.Message.GetData(), v)
+	}
 	if e.Message.GetPayload() == nil {
 		return errors.New("the event has no JSON payload")
 	}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dataclasses
 import datetime
 import inspect
@@ -58,6 +60,12 @@ class Event(Generic[P]):
     @classmethod
     def from_proto(cls, msg: pb.EventMessage, payload_model: Any = None) -> Event[Any]:
         payload = _values.to_python(msg.payload) if msg.HasField("payload") else None
+        if payload is None and msg.data and _is_json(msg.content_type):
+            # A sidecar with handler.decode_payload: false sends the raw body only; parse it here.
+            try:
+                payload = json.loads(msg.data)
+            except ValueError:
+                payload = None
         if payload_model is not None:
             payload = validate(payload_model, payload)
         return cls(
@@ -85,6 +93,11 @@ class Event(Generic[P]):
             hops=msg.hops,
             traceparent=msg.traceparent,
         )
+
+
+def _is_json(content_type: str) -> bool:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base == "application/json" or base.endswith("+json")
 
 
 def is_model(tp: Any) -> bool:

@@ -12,6 +12,7 @@ export { serve, DEFAULT_ADDRESS, type ServeOptions, type RunningServer } from '.
 export { EventRouter, type HandlerFn, type SubscribeOptions } from './router.js';
 export { HandlerResponse, normaliseReturn, type HandlerReturn, type MetricValues, type PublishEvent } from './response.js';
 export { RetryableError, PermanentError, statusForError } from './errors.js';
+export { BaseMetricsProvider, registerMetricsProvider, registeredMetricsProviders } from './metrics.js';
 export { connectPublisher, PUBLISHER_ADDRESS_ENV, type EventPublisher, type PublishOptions, type PublishResult, type RequestResult } from './publisher.js';
 export * as pb from './gen/stufio/events/v1/handler.js';
 export type { EventMessage } from './gen/stufio/events/v1/handler.js';

@@ -4,6 +4,12 @@ import { EventHandlerService, type EventMessage, type HandlerDescription, type H
 import { statusForError } from './errors.js';
 import { normaliseReturn } from './response.js';
 import { EventRouter, type HandlerFn } from './router.js';
+import { registeredMetricsProviders, withEventMetrics, type BaseMetricsProvider } from './metrics.js';
+
+function isJsonContentType(contentType: string): boolean {
+  const base = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  return base === 'application/json' || base.endsWith('+json');
+}
 
 /** Where a handler serves when given no address and `$STUFIO_HANDLER_ADDRESS` is unset: a socket shared with the sidecar. */
 export const DEFAULT_ADDRESS = 'unix:///var/run/stufio/handler.sock';
@@ -18,6 +24,8 @@ export interface ServeOptions {
   /** Reported through Describe; names the durable of declared subscriptions. */
   name?: string;
   version?: string;
+  /** Providers whose values join every response's metrics; default: those registered with registerMetricsProvider. */
+  metricsProviders?: readonly BaseMetricsProvider[];
 }
 
 export interface RunningServer {
@@ -39,10 +47,22 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     status: serving ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING,
   });
 
+  const providers = options.metricsProviders ?? registeredMetricsProviders();
   const run = async (event: EventMessage): Promise<PbHandlerResponse> => {
     const fn = router.match(event.eventType);
     if (!fn) throw Object.assign(new Error(`no handler for event type ${event.eventType}`), { code: status.UNIMPLEMENTED });
-    return normaliseReturn(await fn(event)).toProto();
+    // A sidecar with handler.decode_payload: false sends the raw body only; parse it here, on demand.
+    if (event.payload === undefined && event.data.length > 0 && isJsonContentType(event.contentType)) {
+      try {
+        event.payload = JSON.parse(Buffer.from(event.data).toString('utf8'));
+      } catch {
+        throw Object.assign(new Error('body declared as JSON is not valid JSON'), { code: status.INVALID_ARGUMENT });
+      }
+    }
+    const { value, metrics } = await withEventMetrics(providers, async () => normaliseReturn(await fn(event)));
+    // The handler's own values win over a provider's of the same name.
+    for (const [k, v] of Object.entries(metrics)) if (!(k in value.metrics)) value.metrics[k] = v;
+    return value.toProto();
   };
 
   const server = new Server();
