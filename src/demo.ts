@@ -46,7 +46,8 @@ export async function runDemo(args: string[]): Promise<number> {
         { event_type: 'order.quote', delivery: 'core', queue_group: 'order-handler' },
       ],
     });
-    sidecar = new Sidecar(config, { logger: createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'warn' }) });
+    // The demo prints what happens itself; the sidecar's logs (the bad payload's warning included) only on request.
+    sidecar = new Sidecar(config, { logger: createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'error' }) });
     await sidecar.start();
     const metricsUrl = `http://127.0.0.1:${sidecar.httpAddress!.port}/metrics`;
     out(`  sidecar ${sidecar.state}: order.created via JetStream (durable order-handler), order.quote via core NATS`);

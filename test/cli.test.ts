@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
-import { cleanup, collect, handlerProcess, header, manager, natsClient, natsServer, runCli, spawnCli, waitUntil, writeTemp } from './helpers/index.js';
+import { cleanup, collect, handlerProcess, header, manager, natsClient, natsServer, runCli, spawnCli, tempDir, waitUntil, writeTemp } from './helpers/index.js';
 
 afterEach(cleanup);
 
@@ -155,5 +155,30 @@ describe('run, publish and request', () => {
     const r = await runCli(['publish', 'order.*', '{}', '--server', 'nats://127.0.0.1:1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('wildcard');
+  });
+});
+
+describe('demo', () => {
+  it('runs nats-server, the example handler and the sidecar, and shows results, follow-ups and metrics', async () => {
+    const r = await runCli(['demo', '--events', '3'], {}, 60_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (let i = 1; i <= 3; i++) {
+      expect(r.stdout).toContain(`← result {"order_id":"ord-cust-${i}"}`);
+      expect(r.stdout).toMatch(new RegExp(`follow-up order\\.fulfillment entity=ord-cust-${i} correlation=demo-corr-${i} causation=`));
+      expect(r.stdout).toMatch(new RegExp(`follow-up user\\.notification entity=u-${i} correlation=demo-corr-${i}`));
+    }
+    expect(r.stdout).toContain('← result {"total_with_tax":120}');
+    expect(r.stdout).toMatch(/stufio_events_processed_total\{event_type="order.created",outcome="success"\} 3/);
+    expect(r.stdout).toMatch(/stufio_handler_order_total_sum\{event_type="order.created"\} /);
+    expect(r.stdout).toContain('demo done: 3 orders handled, 7 follow-ups seen');
+  });
+
+  it('says in one line how to install nats-server when there is none', async () => {
+    const r = await runCli(['demo'], { PATH: '/usr/bin:/bin', HOME: tempDir(), STUFIO_NATS_SERVER_BIN: '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('nats-server not found: run `npm run bootstrap`');
+    expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
   });
 });
