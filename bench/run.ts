@@ -50,6 +50,8 @@ interface Options {
   cpuProf: string | undefined;
   /** Diagnostic preloads into the sidecar (bench/sidecar-experiments.ts); empty in a normal run. */
   experiments: string[];
+  /** handler.decode_payload: false — the sidecar sends raw bodies and the handler parses them. */
+  rawPayload: boolean;
   outDir: string;
 }
 
@@ -61,10 +63,10 @@ function experimentList(value: string | undefined): string[] {
 
 function parseOptions(argv: string[]): Options {
   const f = parseFlags(argv);
-  const known = new Set(['quick', 'events', 'warmup', 'rate', 'rate-seconds', 'storage', 'sleep-us', 'max-in-flight', 'window', 'only', 'no-relay', 'no-ceilings', 'cpu-prof', 'experiment', 'out', 'help']);
+  const known = new Set(['raw-payload', 'quick', 'events', 'warmup', 'rate', 'rate-seconds', 'storage', 'sleep-us', 'max-in-flight', 'window', 'only', 'no-relay', 'no-ceilings', 'cpu-prof', 'experiment', 'out', 'help']);
   for (const k of f.keys()) if (!known.has(k)) throw new Error(`unknown option --${k} (see bench/README.md)`);
   if (f.has('help')) {
-    process.stdout.write('usage: node dist/bench/run.js [--quick] [--events N] [--only ROWS] [--storage memory|file] [--sleep-us N] [--rate N] [--rate-seconds S] [--max-in-flight N] [--no-relay] [--no-ceilings] [--cpu-prof DIR] [--experiment cork,nostack] [--out DIR]\n');
+    process.stdout.write('usage: node dist/bench/run.js [--quick] [--events N] [--only ROWS] [--storage memory|file] [--sleep-us N] [--rate N] [--rate-seconds S] [--max-in-flight N] [--no-relay] [--no-ceilings] [--cpu-prof DIR] [--experiment cork,nostack] [--raw-payload] [--out DIR]\n');
     process.exit(0);
   }
   const quick = f.has('quick');
@@ -89,6 +91,7 @@ function parseOptions(argv: string[]): Options {
     ceilings: !f.has('no-ceilings') && only.has('ceilings'),
     cpuProf: f.get('cpu-prof'),
     experiments: experimentList(f.get('experiment')),
+    rawPayload: f.has('raw-payload'),
     outDir: resolve(f.get('out') ?? join(root, 'bench', 'results')),
   };
 }
@@ -126,7 +129,7 @@ function sidecarConfig(server: NatsServerHandle, handlerAddress: string, httpPor
   return toYaml({
     nats: { servers: [server.url], name: 'bench-sidecar' },
     subject_prefix: 'events',
-    handler: { address: handlerAddress, timeout_ms: 30_000, mode, health_check: true, startup_timeout_ms: 15_000 },
+    handler: { address: handlerAddress, timeout_ms: 30_000, mode, health_check: true, startup_timeout_ms: 15_000, decode_payload: !opts.rawPayload },
     subscriptions: [sub],
     publish: { allow: ['*'] },
     http: { listen: `127.0.0.1:${httpPort}` },

@@ -193,6 +193,8 @@ export class JetStreamSource extends NatsSource {
   #stream = '';
   readonly #inProgress = new Set<{ since: number; msg: JsMsg; done: boolean }>();
   #heartbeat: NodeJS.Timeout | undefined;
+  #acks: JsMsg[] = [];
+  #ackTimer: NodeJS.Timeout | undefined;
 
   get stream(): string {
     return this.#stream;
@@ -298,7 +300,7 @@ export class JetStreamSource extends NatsSource {
       return true;
     };
     return {
-      ack: () => finish() && m.ack(),
+      ack: () => finish() && this.#queueAck(m),
       nak: (delayMs) => finish() && m.nak(delayMs > 0 ? delayMs : undefined),
       term: (reason) => finish() && m.term(reason),
       working: () => !entry.done && m.working(),
@@ -309,6 +311,26 @@ export class JetStreamSource extends NatsSource {
         return true;
       },
     };
+  }
+
+  /**
+   * Acks leave in batches, a few milliseconds late: every write is a syscall, and acks are never on the
+   * latency path (the follow-ups and the reply went out before). Late acks are safe; ack_wait is seconds.
+   */
+  #queueAck(m: JsMsg): void {
+    this.#acks.push(m);
+    if (this.#acks.length >= ACK_BATCH_MAX) this.flushAcks();
+    else this.#ackTimer ??= setTimeout(() => this.flushAcks(), ACK_BATCH_MS);
+  }
+
+  /** Sends every queued ack now (also before the connection drains). */
+  flushAcks(): void {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    const acks = this.#acks;
+    if (acks.length === 0) return;
+    this.#acks = [];
+    for (const m of acks) m.ack();
   }
 
   async stop(): Promise<void> {
@@ -324,9 +346,13 @@ export class JetStreamSource extends NatsSource {
 
   /** Called once in-flight work is settled (or the grace period ran out). */
   dispose(): void {
+    this.flushAcks();
     clearInterval(this.#heartbeat);
   }
 }
+
+const ACK_BATCH_MS = 2;
+const ACK_BATCH_MAX = 256;
 
 function nanos(ms: number): number {
   return ms * 1_000_000;
