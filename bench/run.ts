@@ -5,7 +5,7 @@
  *   node dist/bench/run.js [--quick] [--events N] [--only core-unary,jetstream-stream,...]
  *                          [--storage memory|file] [--sleep-us N] [--rate N] [--rate-seconds S]
  *                          [--max-in-flight N] [--no-relay] [--no-ceilings] [--cpu-prof DIR] [--out DIR]
- *                          [--experiment cork,nostack]   (diagnostic preloads into the sidecar, see sidecar-experiments.ts)
+ *                          [--experiment nostack]   (diagnostic preloads into the sidecar, see sidecar-experiments.ts)
  *
  * Rows: {core, jetstream} × {unary, stream}, each with its own nats-server, bench handler and sidecar
  * (`node dist/src/cli.js run --config <temp yaml>`), driven by a load process (bench/load.ts). Ceilings:
@@ -57,7 +57,7 @@ interface Options {
 
 function experimentList(value: string | undefined): string[] {
   const list = (value ?? '').split(',').filter(Boolean);
-  for (const e of list) if (e !== 'cork' && e !== 'nostack') throw new Error(`--experiment: unknown ${e} (cork, nostack)`);
+  for (const e of list) if (e !== 'nostack') throw new Error(`--experiment: unknown ${e} (nostack)`);
   return list;
 }
 
@@ -66,7 +66,7 @@ function parseOptions(argv: string[]): Options {
   const known = new Set(['raw-payload', 'quick', 'events', 'warmup', 'rate', 'rate-seconds', 'storage', 'sleep-us', 'max-in-flight', 'window', 'only', 'no-relay', 'no-ceilings', 'cpu-prof', 'experiment', 'out', 'help']);
   for (const k of f.keys()) if (!known.has(k)) throw new Error(`unknown option --${k} (see bench/README.md)`);
   if (f.has('help')) {
-    process.stdout.write('usage: node dist/bench/run.js [--quick] [--events N] [--only ROWS] [--storage memory|file] [--sleep-us N] [--rate N] [--rate-seconds S] [--max-in-flight N] [--no-relay] [--no-ceilings] [--cpu-prof DIR] [--experiment cork,nostack] [--raw-payload] [--out DIR]\n');
+    process.stdout.write('usage: node dist/bench/run.js [--quick] [--events N] [--only ROWS] [--storage memory|file] [--sleep-us N] [--rate N] [--rate-seconds S] [--max-in-flight N] [--no-relay] [--no-ceilings] [--cpu-prof DIR] [--experiment nostack] [--raw-payload] [--out DIR]\n');
     process.exit(0);
   }
   const quick = f.has('quick');

@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, errorMessage } from './errors.js';
 import { loadConfig, redactConfig, checkPublishableEventType, type SidecarConfig } from './config.js';
 import { connectNats } from './nats-connection.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { EventClient } from './event-client.js';
 import { Sidecar } from './sidecar.js';
 
@@ -105,13 +106,30 @@ async function run(args: string[]): Promise<number> {
   }
 }
 
+/** The options every command that talks to NATS as a client takes. */
+const CLIENT_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  server: { type: 'string', short: 's' },
+} as const;
+
+/** Connects as a client (publish, request, dlq), runs `fn`, and always closes the connection. */
+async function withNatsClient<T>(values: { config?: string; server?: string }, fn: (nc: NatsConnection, config: SidecarConfig, logger: Logger) => Promise<T>): Promise<T> {
+  const config = configFrom(values, false);
+  const logger = createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'warn' });
+  const nc = await connectNats({ ...config.nats }, Math.min(config.nats.connect_timeout_ms, 10_000));
+  try {
+    return await fn(nc, config, logger);
+  } finally {
+    await nc.close();
+  }
+}
+
 async function publishOrRequest(command: 'publish' | 'request', args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
-      config: { type: 'string', short: 'c' },
-      server: { type: 'string', short: 's' },
+      ...CLIENT_OPTIONS,
       'entity-id': { type: 'string' },
       'correlation-id': { type: 'string' },
       'event-id': { type: 'string' },
@@ -130,10 +148,7 @@ async function publishOrRequest(command: 'publish' | 'request', args: string[]):
   }
   const timeoutMs = values['timeout-ms'] ? Number(values['timeout-ms']) : 10_000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms must be a positive number');
-  const config = configFrom(values, false);
-  const logger = createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'warn' });
-  const nc = await connectNats({ ...config.nats }, Math.min(config.nats.connect_timeout_ms, 10_000));
-  try {
+  return withNatsClient(values, async (nc, config, logger) => {
     const client = await EventClient.create(nc, { prefix: config.subject_prefix, logger });
     const event = { eventType, payload, entityId: values['entity-id'], correlationId: values['correlation-id'], eventId: values['event-id'] };
     if (command === 'publish') {
@@ -148,9 +163,7 @@ async function publishOrRequest(command: 'publish' | 'request', args: string[]):
     }
     process.stdout.write(`${JSON.stringify(reply.result)}\n`);
     return 0;
-  } finally {
-    await nc.close();
-  }
+  });
 }
 
 async function deadLetters(args: string[]): Promise<number> {
@@ -158,8 +171,7 @@ async function deadLetters(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      config: { type: 'string', short: 'c' },
-      server: { type: 'string', short: 's' },
+      ...CLIENT_OPTIONS,
       'event-type': { type: 'string' },
       limit: { type: 'string' },
       all: { type: 'boolean' },
@@ -177,10 +189,7 @@ async function deadLetters(args: string[]): Promise<number> {
   });
   const limit = values.limit ? Number(values.limit) : action === 'list' ? 100 : 10_000;
   if (!Number.isInteger(limit) || limit <= 0) throw new UsageError('--limit must be a positive integer');
-  const config = configFrom(values, false);
-  const logger = createLogger({ level: process.env.STUFIO_LOG_LEVEL ?? 'warn' });
-  const nc = await connectNats({ ...config.nats }, Math.min(config.nats.connect_timeout_ms, 10_000));
-  try {
+  return withNatsClient(values, async (nc, config, logger) => {
     const { DeadLetters } = await import('./dead-letters.js');
     const dlq = await DeadLetters.open(nc, config.subject_prefix, logger);
     if (action === 'list') {
@@ -198,9 +207,7 @@ async function deadLetters(args: string[]): Promise<number> {
       }
     }
     return failed > 0 ? 1 : 0;
-  } finally {
-    await nc.close();
-  }
+  });
 }
 
 main(process.argv.slice(2)).then(
