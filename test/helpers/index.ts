@@ -232,3 +232,10 @@ export async function publishDurably(js: import('@nats-io/jetstream').JetStreamC
     }
   }
 }
+
+export async function natsCluster(size = 3): Promise<import('../../src/local-nats.js').NatsCluster> {
+  const { startNatsCluster } = await import('../../src/local-nats.js');
+  const cluster = await startNatsCluster(size);
+  defer(() => cluster.stop());
+  return cluster;
+}
