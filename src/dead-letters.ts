@@ -4,7 +4,7 @@
  * already stored are deduplicated; it gets a fresh Nats-Msg-Id so the inbound stream accepts it again.
  */
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENT_ID } from './cloudevents.js';
 import { DLQ_HEADERS } from './dispatcher.js';
 import { errorMessage } from './errors.js';
@@ -50,7 +50,15 @@ export class DeadLetters {
   async list(options: { eventType?: string; limit?: number } = {}): Promise<DeadLetter[]> {
     const filter = deadLetterSubject(this.prefix, options.eventType ?? '>');
     const limit = options.limit ?? 100;
-    const consumer = await jetstream(this.nc).consumers.get(this.stream, { filter_subjects: [filter], deliver_policy: DeliverPolicy.All });
+    // A plain ephemeral consumer with one filter subject: works on every supported server (an ordered
+    // consumer's filter_subjects needs 2.10).
+    const { name } = await this.jsm.consumers.add(this.stream, {
+      filter_subject: filter,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+      inactive_threshold: 30 * 1_000_000_000,
+    });
+    const consumer = await jetstream(this.nc).consumers.get(this.stream, name);
     const out: DeadLetter[] = [];
     try {
       // Known up front, so the loop never waits out a fetch expiry for messages that do not exist.

@@ -69,7 +69,7 @@ export class DelayedDelivery {
       const target = m.headers?.get(TARGET);
       if (!target || !Number.isFinite(due)) {
         this.deps.logger.error({ seq: m.seq }, 'delayed message without due time or target; dropped');
-        m.term('malformed delayed message');
+        m.term();
         continue;
       }
       const wait = due - Date.now();

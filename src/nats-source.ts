@@ -9,6 +9,7 @@ import { jserrors } from '@nats-io/jetstream/internal';
 import type { SubscriptionConfig } from './config.js';
 import { REPLY_TO, headerMap, type InboundMessage } from './cloudevents.js';
 import { errorMessage, ServerFeatureError } from './errors.js';
+import { compareVersions } from './nats-connection.js';
 import { eventTypeOfSubject, isDeadLetterEventType, patternTargetsDeadLetters, subjectFor } from './event-type.js';
 import type { Logger } from './logger.js';
 
@@ -194,6 +195,7 @@ export class JetStreamSource extends NatsSource {
   readonly #inProgress = new Set<{ since: number; msg: JsMsg; done: boolean }>();
   #heartbeat: NodeJS.Timeout | undefined;
   #acks: JsMsg[] = [];
+  readonly #termWithReason = compareVersions(this.deps.nc.info?.version ?? '0.0.0', '2.10.0') >= 0;
   #ackTimer: NodeJS.Timeout | undefined;
 
   get stream(): string {
@@ -302,7 +304,8 @@ export class JetStreamSource extends NatsSource {
     return {
       ack: () => finish() && this.#queueAck(m),
       nak: (delayMs) => finish() && m.nak(delayMs > 0 ? delayMs : undefined),
-      term: (reason) => finish() && m.term(reason),
+      // `+TERM <reason>` needs nats-server 2.10; an older server does not understand it at all.
+      term: (reason) => finish() && (this.#termWithReason ? m.term(reason) : m.term()),
       working: () => !entry.done && m.working(),
       respond(data, headers) {
         const replyTo = m.headers ? headerMap(m.headers)[REPLY_TO] : undefined;
