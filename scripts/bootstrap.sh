@@ -306,3 +306,29 @@ ensure_go_binaries() {
 	say "built Go binaries$(for _b in $_stale; do printf " %s" "${_b%%:*}"; done) in $(($(now) - t0))s ($("$_go" env GOVERSION))"
 }
 ensure_go_binaries
+
+# The oldest supported server, for the compatibility suite in scripts/test.sh: Debian's nats-server 2.9.10
+# package, downloaded and unpacked (not installed) into the cache. Optional: without apt it is skipped.
+FLOOR_DIR=$HOME/.cache/stufio-sidecar/nats-floor
+ensure_floor_nats() {
+	if [ -x "$FLOOR_DIR/nats-server" ]; then
+		say "compatibility nats-server $(nats_version "$FLOOR_DIR/nats-server") ready ($FLOOR_DIR)"
+		return 0
+	fi
+	if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+		say "no apt-get: the compatibility run against Debian's nats-server 2.9.10 is skipped"
+		return 0
+	fi
+	t0=$(now)
+	_d=$(mktemp -d)
+	if ! (cd "$_d" && quiet apt-get download nats-server) && ! { quiet apt-get update -q && (cd "$_d" && quiet apt-get download nats-server); }; then
+		rm -rf "$_d"
+		say "apt-get download nats-server failed: the compatibility run is skipped"
+		return 0
+	fi
+	mkdir -p "$FLOOR_DIR"
+	dpkg-deb -x "$_d"/nats-server_*.deb "$_d/x" && cp "$_d/x/usr/sbin/nats-server" "$FLOOR_DIR/nats-server"
+	rm -rf "$_d"
+	say "compatibility nats-server $(nats_version "$FLOOR_DIR/nats-server") unpacked in $(($(now) - t0))s"
+}
+ensure_floor_nats

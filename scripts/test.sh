@@ -68,6 +68,24 @@ vff=$(count failed "$files")
 [ "$vf" -ge "$vff" ] || vf=$vff
 record vitest "$vp" "$vf" "$RC" "$SECS"
 
+# ---------------------------------------------------------------- nats-server floor
+# The integration suites again against the oldest supported server (Debian's 2.9.10), when bootstrap could
+# fetch it: the sidecar must keep working there, or refuse clearly what that server lacks.
+FLOOR=$HOME/.cache/stufio-sidecar/nats-floor/nats-server
+if [ -x "$FLOOR" ]; then
+	run "vitest on nats-server $("$FLOOR" --version 2>/dev/null | sed 's/.*v//')" "$TMPD/floor" env STUFIO_NATS_SERVER_BIN="$FLOOR" npx vitest run \
+		test/pipeline.test.ts test/faults.test.ts test/dead-letters.test.ts test/bad-input.test.ts test/delayed-delivery.test.ts test/metrics.test.ts
+	tests=$(plain "$TMPD/floor" | grep -E '^ *Tests +[0-9]' | tail -n 1)
+	files=$(plain "$TMPD/floor" | grep -E '^ *Test Files +[0-9]' | tail -n 1)
+	fp=$(count passed "$tests")
+	ff=$(count failed "$tests")
+	fff=$(count failed "$files")
+	[ "$ff" -ge "$fff" ] || ff=$fff
+	record "vitest (nats-server floor)" "$fp" "$ff" "$RC" "$SECS"
+else
+	printf '\ntest: ---- no Debian nats-server 2.9.10 in %s: compatibility run skipped\n' "$FLOOR"
+fi
+
 # ---------------------------------------------------------------- pytest
 if [ -x .venv/bin/pytest ]; then
 	run pytest "$TMPD/pytest" .venv/bin/pytest -q clients/python
