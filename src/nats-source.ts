@@ -4,7 +4,7 @@
  * has more than `max_in_flight` of them in the dispatcher at once.
  */
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { jserrors } from '@nats-io/jetstream/internal';
 import type { SubscriptionConfig } from './config.js';
 import { REPLY_TO, headerMap, type InboundMessage } from './cloudevents.js';
@@ -45,11 +45,34 @@ class Slots {
   #free: number;
   #waiters: (() => void)[] = [];
   #idle: (() => void)[] = [];
+  #freed: (() => void)[] = [];
+  #interrupted = false;
   constructor(readonly size: number) {
     this.#free = size;
   }
   get used(): number {
     return this.size - this.#free;
+  }
+  get free(): number {
+    return this.#free;
+  }
+  /**
+   * Resolves once at least one slot is free, waiting up to `graceMs` more for `preferred` of them: asking
+   * the server for one message at a time under load costs a pull request per message.
+   */
+  async whenFree(preferred: number, graceMs: number): Promise<void> {
+    while (this.#free === 0 && !this.#interrupted) await new Promise<void>((resolve) => this.#freed.push(resolve));
+    if (this.#free >= preferred) return;
+    const until = Date.now() + graceMs;
+    while (this.#free < preferred && Date.now() < until && !this.#interrupted) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, until - Date.now()));
+        this.#freed.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
   }
   acquire(): Promise<void> | undefined {
     if (this.#free > 0) {
@@ -62,9 +85,15 @@ class Slots {
     const next = this.#waiters.shift();
     if (next) next();
     else this.#free++;
+    if (this.#freed.length > 0) for (const w of this.#freed.splice(0)) w();
     if (this.#free === this.size) {
       for (const w of this.#idle.splice(0)) w();
     }
+  }
+  /** Stops every whenFree() wait for good (the source is stopping). */
+  interrupt(): void {
+    this.#interrupted = true;
+    for (const w of this.#freed.splice(0)) w();
   }
   /** Resolves once nothing is in flight. */
   idle(): Promise<void> {
@@ -208,8 +237,7 @@ export class JetStreamSource extends NatsSource {
     this.#stream = this.config.stream ?? (await this.#findStream());
     await this.#ensureConsumer(jsm);
     const consumer = await js.consumers.get(this.#stream, this.config.durable!);
-    this.#messages = await consumer.consume({ max_messages: this.config.max_in_flight });
-    this.loop = this.#run(this.#messages);
+    this.loop = this.#run(consumer);
     // One timer for all in-flight messages, not one per message: tell JetStream we are still working on
     // anything older than a third of the ack wait, so a slow handler's event is not redelivered under it.
     const period = Math.max(100, Math.floor(this.config.ack_wait_ms / 3));
@@ -252,42 +280,56 @@ export class JetStreamSource extends NatsSource {
     }
   }
 
-  async #run(messages: ConsumerMessages): Promise<void> {
+  /**
+   * Pulls exactly as many messages as there are free slots (fetch, not consume): a message is never held
+   * in a client buffer where no working() heartbeat reaches it, so a slow or paused handler cannot get
+   * the backlog redelivered under us.
+   */
+  async #run(consumer: Consumer): Promise<void> {
     const durable = this.config.durable!;
-    for await (const m of messages) {
-      if (this.stopping) {
-        // Taken from the server but not started: hand it back at once rather than after the ack wait.
-        m.nak();
-        continue;
+    const preferred = Math.max(1, Math.floor(this.config.max_in_flight / 4));
+    while (!this.stopping) {
+      await this.slots.whenFree(preferred, FETCH_GATHER_MS);
+      if (this.stopping) break;
+      try {
+        this.#messages = await consumer.fetch({ max_messages: this.slots.free, expires: FETCH_EXPIRES_MS });
+        for await (const m of this.#messages) {
+          if (this.stopping) {
+            // Taken from the server but not started: hand it back at once rather than after the ack wait.
+            m.nak();
+            continue;
+          }
+          if (this.skipsDeadLetter(m.subject)) {
+            m.ack();
+            continue;
+          }
+          const settle = this.#settlement(m);
+          // Never waits: the fetch asked for no more than the free slots.
+          const wait = this.slots.acquire();
+          if (wait) await wait;
+          const info = m.info;
+          const inbound: InboundMessage = {
+            subject: m.subject,
+            data: m.data,
+            headers: m.headers,
+            mode: 'jetstream',
+            attempt: info.deliveryCount,
+            consumer: durable,
+            replyExpected: m.headers?.has(REPLY_TO) ?? false,
+            stream: info.stream,
+            streamSequence: info.streamSequence,
+            storedAtMs: Math.floor(info.timestampNanos / 1e6),
+          };
+          this.dispatch(inbound, settle);
+        }
+      } catch (err) {
+        if (this.stopping) break;
+        // A reconnect, a leader election, a consumer being recreated: pull again shortly.
+        this.deps.logger.warn({ durable, err: errorMessage(err) }, 'fetch failed; retrying');
+        await new Promise((r) => setTimeout(r, FETCH_RETRY_MS));
+      } finally {
+        this.#messages = undefined;
       }
-      if (this.skipsDeadLetter(m.subject)) {
-        m.ack();
-        continue;
-      }
-      // Registered for working() heartbeats before it waits for a slot: a message held in our buffer
-      // while the handler is slow or paused must not be redelivered under us.
-      const settle = this.#settlement(m);
-      const wait = this.slots.acquire();
-      if (wait) await wait;
-      if (this.stopping) {
-        settle.nak(0);
-        this.slots.release();
-        continue;
-      }
-      const info = m.info;
-      const inbound: InboundMessage = {
-        subject: m.subject,
-        data: m.data,
-        headers: m.headers,
-        mode: 'jetstream',
-        attempt: info.deliveryCount,
-        consumer: durable,
-        replyExpected: m.headers?.has(REPLY_TO) ?? false,
-        stream: info.stream,
-        streamSequence: info.streamSequence,
-        storedAtMs: Math.floor(info.timestampNanos / 1e6),
-      };
-      this.dispatch(inbound, settle);
     }
   }
 
@@ -339,8 +381,9 @@ export class JetStreamSource extends NatsSource {
   async stop(): Promise<void> {
     if (this.stopping) return this.loop;
     this.stopping = true;
+    this.slots.interrupt();
     try {
-      await this.#messages?.close();
+      this.#messages?.stop();
     } catch (err) {
       this.deps.logger.warn({ err: errorMessage(err), durable: this.config.durable }, 'closing consumer failed');
     }
@@ -355,6 +398,11 @@ export class JetStreamSource extends NatsSource {
 }
 
 const ACK_BATCH_MS = 2;
+/** A fetch waits this long for messages before it is renewed (idle cost: one pull request per period). */
+const FETCH_EXPIRES_MS = 5000;
+/** Under load, wait this long for a quarter of the slots to free up before pulling. */
+const FETCH_GATHER_MS = 2;
+const FETCH_RETRY_MS = 250;
 const ACK_BATCH_MAX = 256;
 
 function nanos(ms: number): number {

@@ -189,4 +189,31 @@ describe('faults', () => {
     expect(handler.calls.filter((c) => c.event_type === 'test.js.poison')).toHaveLength(3);
     expect((await jsm.streams.info('DLQ')).state.messages).toBe(1);
   });
+
+  it('does not let a backlog waiting behind a slow handler be redelivered (nothing handled twice, nothing dead-lettered)', async () => {
+    const server = await natsServer();
+    const handler = await handlerProcess();
+    const cfg = writeTemp(
+      'slow.yaml',
+      `nats: { servers: [${server.url}] }
+handler: { address: ${handler.address}, timeout_ms: 10000, health_interval_ms: 100 }
+http: { listen: 127.0.0.1:0 }
+streams:
+  - { name: IN, subjects: ["events.test.js.>"] }
+  - { name: OUT, subjects: ["events.out.>", "events.dlq.>"] }
+subscriptions:
+  - { event_type: test.js.>, delivery: jetstream, durable: slowpoke, max_in_flight: 4, ack_wait_ms: 1500, max_deliver: 2, backoff_ms: [100] }
+`,
+    );
+    const run = spawnCli(['run', '--config', cfg]);
+    await waitForRunning(run);
+    const nc = await natsClient(server.url);
+    const js = jetstream(nc);
+    for (let i = 0; i < 10; i++) await js.publish('events.test.js.slow', eventBody(i, { sleep_ms: 2000 }), { msgID: `slow-${i}` });
+    const jsm = await manager(nc);
+    await waitUntil(async () => (await jsm.streams.info('OUT')).state.messages >= 10, 30_000, 'ten follow-ups');
+    const calls = handler.calls.filter((c) => c.event_type === 'test.js.slow');
+    expect(calls.map((c) => c.attempt)).toEqual(Array(10).fill(1));
+    expect((await jsm.streams.info('OUT', { subjects_filter: 'events.dlq.>' })).state.subjects ?? {}).toEqual({});
+  });
 });
