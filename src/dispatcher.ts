@@ -54,6 +54,8 @@ export interface HandledEvent {
   inbound: InboundMessage;
   subscription: SubscriptionConfig;
   action: Action;
+  /** What was counted: the action's outcome, or `retry` when a dead-letter copy could not be stored. */
+  outcome: Outcome;
   response: HandlerResponse | undefined;
   followUps: readonly OutboundEvent[];
   startedAt: number;
@@ -186,7 +188,7 @@ export class Dispatcher {
         'event not handled',
       );
     }
-    const handled: HandledEvent = { event, inbound, subscription, action, response, followUps, startedAt, handlerMs };
+    const handled: HandledEvent = { event, inbound, subscription, action, outcome, response, followUps, startedAt, handlerMs };
     this.#onHandled?.(handled);
     if (this.deps.recorder) {
       this.deps.recorder.record(handled).catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'metrics record failed'));

@@ -153,10 +153,10 @@ export const transportProvider: MetricsProvider = {
 /** Built in: the handler call and what came of it. */
 export const handlerCallProvider: MetricsProvider = {
   name: 'handler_call',
-  collect({ handlerMs, action, followUps, response }) {
+  collect({ handlerMs, action, outcome, followUps, response }) {
     return {
       duration_ms: round(handlerMs),
-      outcome: action.outcome,
+      outcome,
       reason: action.kind === 'ack' ? '' : action.reason,
       followups: followUps.length,
       result_present: response?.result !== undefined,

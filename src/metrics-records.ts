@@ -69,10 +69,10 @@ export class MetricsRecorder {
       completed_at: new Date(completedAt).toISOString(),
       duration_ms: completedAt - h.startedAt,
       latency_ms: h.event?.time ? Math.max(0, h.startedAt - h.event.time.getTime()) : 0,
-      success: h.action.kind === 'ack' && h.action.outcome === 'success',
+      success: h.outcome === 'success',
       error_message: h.action.kind === 'ack' ? errorFromMetrics(h) : h.action.error,
       attempt: h.inbound.attempt,
-      outcome: h.action.outcome,
+      outcome: h.outcome,
       custom_metrics: { ...(h.response?.metrics?.values ?? {}) },
     };
     for (const p of this.deps.providers) {

@@ -17,6 +17,7 @@ import {
   type RequestResponse,
 } from './gen/stufio/events/v1/handler.js';
 import type { Logger } from './logger.js';
+import { headersProblem } from './response.js';
 
 export class PublisherService {
   readonly #server = new Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
@@ -57,6 +58,8 @@ export class PublisherService {
     if (problem) return { code: status.INVALID_ARGUMENT, message: `event.event_type: ${problem}` };
     if (!this.#isAllowed(info.eventType)) return { code: status.PERMISSION_DENIED, message: `event.event_type: "${info.eventType}" is not in publish.allow` };
     if (info.payload !== undefined && info.data.length > 0) return { code: status.INVALID_ARGUMENT, message: 'event: set payload or data, not both' };
+    const headerIssue = headersProblem(info.headers);
+    if (headerIssue) return { code: status.INVALID_ARGUMENT, message: `event.headers: ${headerIssue}` };
     if (info.delayMs > 0) return { code: status.UNIMPLEMENTED, message: 'event.delay_ms: delayed publishing is not supported by EventPublisher' };
     const size = info.payload !== undefined ? Buffer.byteLength(JSON.stringify(info.payload)) : info.data.length;
     if (size > this.config.publish.max_payload_bytes) {

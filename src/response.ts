@@ -43,11 +43,8 @@ export function planFollowUps(parent: EventMessage, response: HandlerResponse, l
     if (info.delayMs > limits.maxDelayMs) {
       throw new InvalidResponseError('invalid_delay', `${at}.delay_ms: ${info.delayMs} exceeds publish.max_delay_ms (${limits.maxDelayMs})`);
     }
-    for (const [name, value] of Object.entries(info.headers ?? {})) {
-      if (isReservedHeader(name)) throw new InvalidResponseError('invalid_followup', `${at}.headers: "${name}" is reserved for the sidecar`);
-      if (!HEADER_NAME.test(name)) throw new InvalidResponseError('invalid_followup', `${at}.headers: "${name}" is not a valid header name`);
-      if (/[\r\n\0]/.test(value)) throw new InvalidResponseError('invalid_followup', `${at}.headers: the value of "${name}" contains a line break or NUL`);
-    }
+    const headerIssue = headersProblem(info.headers);
+    if (headerIssue) throw new InvalidResponseError('invalid_followup', `${at}.headers: ${headerIssue}`);
     const event = encodeFollowUp(parent, info, i, ctx);
     if (event.data.byteLength > limits.maxPayloadBytes) {
       throw new InvalidResponseError('payload_too_large', `${at}: payload of ${event.data.byteLength} bytes exceeds publish.max_payload_bytes (${limits.maxPayloadBytes})`);
@@ -55,6 +52,16 @@ export function planFollowUps(parent: EventMessage, response: HandlerResponse, l
     out[i] = event;
   }
   return out;
+}
+
+/** Why an event's own headers cannot be published, or undefined: reserved names, bad names, line breaks. */
+export function headersProblem(headers: Readonly<Record<string, string>> | undefined): string | undefined {
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (isReservedHeader(name)) return `"${name}" is reserved for the sidecar`;
+    if (!HEADER_NAME.test(name)) return `"${name}" is not a valid header name`;
+    if (/[\r\n\0]/.test(value)) return `the value of "${name}" contains a line break or NUL`;
+  }
+  return undefined;
 }
 
 /** The seed's pattern: a handler that caught its own error reports `metrics: {success: false}`. */

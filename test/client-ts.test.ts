@@ -112,6 +112,9 @@ describe('@stufio/client serve()', () => {
   it('parses a JSON body itself when the sidecar sent no payload (handler.decode_payload: false)', async () => {
     expect((await handle(event('payload.echo', undefined, { data: '{"a":[1,2]}', contentType: 'application/json' }))).result).toEqual({ a: [1, 2] });
     await expect(handle(event('payload.echo', undefined, { data: '{broken', contentType: 'application/json' }))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    // No content type (a plain `nats pub`): JSON when it parses, raw data otherwise.
+    expect((await handle(event('payload.echo', undefined, { data: '{"plain":true}', contentType: '' }))).result).toEqual({ plain: true });
+    expect((await handle(event('payload.echo', undefined, { data: 'not json', contentType: '' }))).result).toBeUndefined();
   });
 
   it('reports NOT_SERVING after setServing(false)', async () => {

@@ -62,4 +62,23 @@ describe('dlq command', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('no stream stores events.dlq.>');
   });
+
+  it('creates STUFIO_DLQ when no stream stores dead letters, so a dead letter is never terminated unstored', async () => {
+    const server = await natsServer();
+    const handler = await handlerProcess();
+    await sidecar(
+      sidecarConfig(server.url, handler.address, {
+        streams: [{ name: 'ONLYIN', subjects: ['events.test.js.>'] }],
+        subscriptions: [{ event_type: 'test.js.>', delivery: 'jetstream', durable: 'dlq-create' }],
+      }),
+    );
+    const nc = await natsClient(server.url);
+    const jsm = await manager(nc);
+    const info = await jsm.streams.info('STUFIO_DLQ');
+    expect(info.config.subjects).toEqual(['events.dlq.>']);
+    await jetstream(nc).publish('events.test.js.doomed', JSON.stringify({ fail_code: 3 }), { msgID: 'doomed-1' });
+    await waitUntil(async () => (await jsm.streams.info('STUFIO_DLQ')).state.messages === 1, 5000, 'dead letter stored in STUFIO_DLQ');
+    const stored = await jsm.streams.getMessage('STUFIO_DLQ', { last_by_subj: 'events.dlq.test.js.doomed' });
+    expect(stored?.header.get('stufio-dlq-reason')).toBe('grpc_invalid_argument');
+  });
 });

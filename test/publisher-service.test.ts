@@ -84,6 +84,8 @@ describe('EventPublisher', () => {
     ['an event type outside publish.allow', info('billing.charged', {}), status.PERMISSION_DENIED],
     ['a payload over max_payload_bytes', info('app.big', 'x'.repeat(2000)), status.RESOURCE_EXHAUSTED],
     ['payload and data together', info('app.both', {}, { data: Buffer.from('x') }), status.INVALID_ARGUMENT],
+    ['a reserved header', info('app.hdr', {}, { headers: { 'ce-id': 'forged' } }), status.INVALID_ARGUMENT],
+    ['a header value with a line break', info('app.hdr', {}, { headers: { 'x-note': 'a\r\nInjected: 1' } }), status.INVALID_ARGUMENT],
   ])('refuses %s with a clear status', async (_name, event, code) => {
     await expect(publish(client, { event })).rejects.toMatchObject({ code } satisfies Partial<ServiceError>);
   });

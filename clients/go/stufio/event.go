@@ -83,7 +83,7 @@ func newEvent(msg *eventsv1.EventMessage) *Event {
 	}
 	if msg.GetPayload() != nil {
 		ev.Payload = msg.GetPayload().AsInterface()
-	} else if len(msg.GetData()) > 0 && isJSONContentType(msg.GetContentType()) {
+	} else if len(msg.GetData()) > 0 && (msg.GetContentType() == "" || isJSONContentType(msg.GetContentType())) {
 		// A sidecar with handler.decode_payload: false sends the raw body only; parse it here.
 		var v any
 		if json.Unmarshal(msg.GetData(), &v) == nil {

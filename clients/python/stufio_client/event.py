@@ -60,7 +60,7 @@ class Event(Generic[P]):
     @classmethod
     def from_proto(cls, msg: pb.EventMessage, payload_model: Any = None) -> Event[Any]:
         payload = _values.to_python(msg.payload) if msg.HasField("payload") else None
-        if payload is None and msg.data and _is_json(msg.content_type):
+        if payload is None and msg.data and (msg.content_type == "" or _is_json(msg.content_type)):
             # A sidecar with handler.decode_payload: false sends the raw body only; parse it here.
             try:
                 payload = json.loads(msg.data)

@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthCheckRequest, type HealthCheckResponse } from './gen/grpc/health/v1/health.js';
 import { EventHandlerService, type EventMessage, type HandlerDescription, type HandlerResponse as PbHandlerResponse } from './gen/stufio/events/v1/handler.js';
@@ -52,11 +54,12 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const fn = router.match(event.eventType);
     if (!fn) throw Object.assign(new Error(`no handler for event type ${event.eventType}`), { code: status.UNIMPLEMENTED });
     // A sidecar with handler.decode_payload: false sends the raw body only; parse it here, on demand.
-    if (event.payload === undefined && event.data.length > 0 && isJsonContentType(event.contentType)) {
+    // A body without a content type is JSON when it parses (as the sidecar itself does for plain messages).
+    if (event.payload === undefined && event.data.length > 0 && (event.contentType === '' || isJsonContentType(event.contentType))) {
       try {
         event.payload = JSON.parse(Buffer.from(event.data).toString('utf8'));
       } catch {
-        throw Object.assign(new Error('body declared as JSON is not valid JSON'), { code: status.INVALID_ARGUMENT });
+        if (event.contentType !== '') throw Object.assign(new Error('body declared as JSON is not valid JSON'), { code: status.INVALID_ARGUMENT });
       }
     }
     const { value, metrics } = await withEventMetrics(providers, async () => normaliseReturn(await fn(event)));
@@ -103,6 +106,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
   const address = options.address || process.env.STUFIO_HANDLER_ADDRESS || DEFAULT_ADDRESS;
   const target = /^:\d+$/.test(address) ? `0.0.0.0${address}` : address;
+  // The socket's directory may not exist yet (a fresh emptyDir, a local run): create it, as Python and Go do.
+  if (target.startsWith('unix://')) mkdirSync(dirname(target.slice('unix://'.length)), { recursive: true });
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(target, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
