@@ -136,13 +136,23 @@ export function collect(nc: NatsConnection, subject: string): { messages: Msg[];
   return { messages, stop: () => sub.unsubscribe() };
 }
 
+/**
+ * Polls `cond` until it holds. A check that throws (a JetStream API request timing out while a cluster
+ * elects a leader) counts as "not yet"; the last such error is named if time runs out.
+ */
 export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const end = Date.now() + timeoutMs;
+  let lastError: unknown;
   while (Date.now() < end) {
-    if (await cond()) return;
+    try {
+      if (await cond()) return;
+    } catch (err) {
+      lastError = err;
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  const detail = lastError instanceof Error ? ` (last check failed: ${lastError.message})` : '';
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
 }
 
 export function tempDir(): string {
