@@ -6,6 +6,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { EventPublisherClient, type PublishRequest, type PublishResponse, type RequestRequest, type RequestResponse } from '../src/gen/stufio/events/v1/handler.js';
 import type { Sidecar } from '../src/sidecar.js';
 import { cleanup, collect, handlerProcess, header, natsClient, natsServer, sidecar, sidecarConfig, tempDir, waitUntil } from './helpers/index.js';
+import { publishInfo } from './fixtures/messages.js';
 
 let nc: NatsConnection;
 let car: Sidecar;
@@ -50,18 +51,7 @@ const publish = (c: EventPublisherClient, req: Partial<PublishRequest>) =>
   new Promise<PublishResponse>((resolve, reject) => c.publish(req as PublishRequest, new Metadata(), { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res))));
 const request = (req: Partial<RequestRequest>) =>
   new Promise<RequestResponse>((resolve, reject) => client.request(req as RequestRequest, new Metadata(), { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res))));
-const info = (eventType: string, payload: unknown, extra: Record<string, unknown> = {}) => ({
-  eventType,
-  entityId: 'e-1',
-  payload,
-  data: Buffer.alloc(0),
-  contentType: '',
-  correlationId: '',
-  headers: {},
-  actor: undefined,
-  delayMs: 0,
-  ...extra,
-});
+const info = (eventType: string, payload: unknown, extra: Record<string, unknown> = {}) => publishInfo({ eventType, entityId: 'e-1', payload, ...extra });
 
 describe('EventPublisher', () => {
   it('publishes a CloudEvent stored by the stream, and deduplicates a retried call with the same event_id', async () => {

@@ -19,6 +19,7 @@ import {
 } from '../../src/cloudevents.js';
 import { MalformedEventError } from '../../src/errors.js';
 import { EventMessage, PublishEventInfo } from '../../src/gen/stufio/events/v1/handler.js';
+import { publishInfo } from '../fixtures/messages.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UUID_V8 = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -88,21 +89,7 @@ function parent(overrides: Partial<EventMessage> = {}): EventMessage {
   };
 }
 
-function info(overrides: Partial<PublishEventInfo> = {}): PublishEventInfo {
-  return {
-    ...PublishEventInfo.create(),
-    eventType: 'invoice.requested',
-    entityId: '',
-    payload: undefined,
-    data: Buffer.alloc(0),
-    contentType: '',
-    correlationId: '',
-    headers: {},
-    actor: undefined,
-    delayMs: 0,
-    ...overrides,
-  };
-}
+const info = (overrides: Partial<PublishEventInfo> = {}): PublishEventInfo => publishInfo(overrides);
 
 const CTX = { prefix: 'events', source: 'stufio-sidecar/test', now: new Date('2025-01-02T03:04:05.006Z') };
 

@@ -4,6 +4,7 @@ import { InvalidResponseError, type InvalidResponseReason } from '../../src/erro
 import { compileAllowList } from '../../src/event-type.js';
 import { EventMessage, HandlerResponse, PublishEventInfo } from '../../src/gen/stufio/events/v1/handler.js';
 import { planFollowUps, reportsFailure, type PublishLimits } from '../../src/response.js';
+import { publishInfo } from '../fixtures/messages.js';
 
 function parent(overrides: Partial<EventMessage> = {}): EventMessage {
   return {
@@ -27,21 +28,7 @@ function parent(overrides: Partial<EventMessage> = {}): EventMessage {
   };
 }
 
-function info(overrides: Partial<PublishEventInfo> = {}): PublishEventInfo {
-  return {
-    ...PublishEventInfo.create(),
-    eventType: 'invoice.requested',
-    entityId: '',
-    payload: { n: 1 },
-    data: Buffer.alloc(0),
-    contentType: '',
-    correlationId: '',
-    headers: {},
-    actor: undefined,
-    delayMs: 0,
-    ...overrides,
-  };
-}
+const info = (overrides: Partial<PublishEventInfo> = {}): PublishEventInfo => publishInfo({ payload: { n: 1 }, ...overrides });
 
 function response(publish: PublishEventInfo[], overrides: Partial<HandlerResponse> = {}): HandlerResponse {
   return { ...HandlerResponse.create(), publish, ...overrides };
