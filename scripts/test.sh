@@ -56,17 +56,20 @@ run() {
 	SECS=$(($(now) - _t0))
 }
 
+# record_vitest NAME LOG: counts a vitest run from its closing lines ("Tests  2 failed | 868 passed (870)").
+record_vitest() {
+	_tests=$(plain "$2" | grep -E '^ *Tests +[0-9]' | tail -n 1)
+	_files=$(plain "$2" | grep -E '^ *Test Files +[0-9]' | tail -n 1)
+	_vf=$(count failed "$_tests")
+	# A file that fails to load, or whose beforeAll throws, may fail no test by itself: count the file.
+	_vff=$(count failed "$_files")
+	[ "$_vf" -ge "$_vff" ] || _vf=$_vff
+	record "$1" "$(count passed "$_tests")" "$_vf" "$RC" "$SECS"
+}
+
 # ---------------------------------------------------------------- vitest
 run vitest "$TMPD/vitest" npx vitest run
-# "      Tests  2 failed | 868 passed (870)"
-tests=$(plain "$TMPD/vitest" | grep -E '^ *Tests +[0-9]' | tail -n 1)
-files=$(plain "$TMPD/vitest" | grep -E '^ *Test Files +[0-9]' | tail -n 1)
-vp=$(count passed "$tests")
-vf=$(count failed "$tests")
-# A file that fails to load, or whose beforeAll throws, may fail no test by itself: count the file.
-vff=$(count failed "$files")
-[ "$vf" -ge "$vff" ] || vf=$vff
-record vitest "$vp" "$vf" "$RC" "$SECS"
+record_vitest vitest "$TMPD/vitest"
 
 # ---------------------------------------------------------------- nats-server floor
 # The integration suites again against the oldest supported server (Debian's 2.9.10), when bootstrap could
@@ -75,13 +78,7 @@ FLOOR=$HOME/.cache/stufio-sidecar/nats-floor/nats-server
 if [ -x "$FLOOR" ]; then
 	run "vitest on nats-server $("$FLOOR" --version 2>/dev/null | sed 's/.*v//')" "$TMPD/floor" env STUFIO_NATS_SERVER_BIN="$FLOOR" npx vitest run \
 		test/pipeline.test.ts test/faults.test.ts test/dead-letters.test.ts test/bad-input.test.ts test/delayed-delivery.test.ts test/metrics.test.ts
-	tests=$(plain "$TMPD/floor" | grep -E '^ *Tests +[0-9]' | tail -n 1)
-	files=$(plain "$TMPD/floor" | grep -E '^ *Test Files +[0-9]' | tail -n 1)
-	fp=$(count passed "$tests")
-	ff=$(count failed "$tests")
-	fff=$(count failed "$files")
-	[ "$ff" -ge "$fff" ] || ff=$fff
-	record "vitest (nats-server floor)" "$fp" "$ff" "$RC" "$SECS"
+	record_vitest "vitest (nats-server floor)" "$TMPD/floor"
 else
 	printf '\ntest: ---- no Debian nats-server 2.9.10 in %s: compatibility run skipped\n' "$FLOOR"
 fi
