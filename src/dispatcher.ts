@@ -97,8 +97,8 @@ export class Dispatcher {
     try {
       event = decodeEvent(this.#prefix, inbound, this.deps.config.handler.decode_payload);
     } catch (err) {
-      if (!(err instanceof MalformedEventError)) throw err;
-      malformed = err.message;
+      // Whatever the decoder threw, the message is unusable as an event: it is dead-lettered, not stranded.
+      malformed = err instanceof MalformedEventError ? err.message : `cannot decode: ${errorMessage(err)}`;
     }
     const typeMetrics = metrics.forEventType(event?.eventType ?? eventTypeOfSubject(this.#prefix, inbound.subject) ?? 'unknown');
     const eventType = typeMetrics.label;
