@@ -125,7 +125,8 @@ function sidecarConfig(server: NatsServerHandle, handlerAddress: string, httpPor
   const sub =
     delivery === 'jetstream'
       ? { event_type: 'bench.in', delivery: 'jetstream', stream: IN_STREAM, durable: 'bench', max_in_flight: opts.maxInFlight, ack_wait_ms: 60_000 }
-      : { event_type: 'bench.in', delivery: 'core', queue_group: 'bench', max_in_flight: opts.maxInFlight };
+      : // max_pending far above any burst: the core rows measure throughput, not load shedding.
+        { event_type: 'bench.in', delivery: 'core', queue_group: 'bench', max_in_flight: opts.maxInFlight, max_pending: 10_000_000 };
   return toYaml({
     nats: { servers: [server.url], name: 'bench-sidecar' },
     subject_prefix: 'events',

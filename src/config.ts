@@ -76,6 +76,8 @@ const SubscriptionSchema = z.strictObject({
   durable: z.string().regex(NAME, 'only A-Z a-z 0-9 _ - allowed').optional(),
   queue_group: z.string().regex(NAME, 'only A-Z a-z 0-9 _ - allowed').optional(),
   max_in_flight: positiveInt(100_000).default(64),
+  /** Core only: messages queued in the client while every slot is busy before new ones are shed. */
+  max_pending: positiveInt(10_000_000).default(10_000),
   max_deliver: positiveInt(1000).default(5),
   /** Fixed redelivery delays per attempt (the last repeats). Unset: exponential `backoff` with jitter. */
   backoff_ms: z.array(nonNegativeInt(86_400_000)).min(1).optional(),

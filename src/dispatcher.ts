@@ -87,6 +87,17 @@ export class Dispatcher {
     this.#onHandled = listener;
   }
 
+  /** An overloaded core subscription refuses a message: counted, and a requester gets 503 at once. */
+  readonly shed = (subscription: SubscriptionConfig, { inbound, settle }: Delivered): void => {
+    const { metrics } = this.deps;
+    const typeMetrics = metrics.forEventType(eventTypeOfSubject(this.#prefix, inbound.subject) ?? 'unknown');
+    typeMetrics.receivedCore.inc();
+    typeMetrics.processed.rejected.inc();
+    metrics.shed.inc({ event_type: typeMetrics.label });
+    const error = `overloaded: more than ${subscription.max_pending} messages queued with ${subscription.max_in_flight} in flight`;
+    if (inbound.replyExpected) settle.respond(errorBody('overloaded', error), errorHeaders(undefined, error, 503, 'overloaded'));
+  };
+
   /** Handles one delivered message to the end: it is always settled when the promise resolves. */
   readonly dispatch = async (subscription: SubscriptionConfig, { inbound, settle }: Delivered): Promise<void> => {
     const { metrics } = this.deps;

@@ -35,6 +35,7 @@ export class SidecarMetrics {
   readonly handlerServing: Gauge;
   readonly handlerMetricsDropped: Counter<'reason'>;
   readonly deadLetters: Counter<'event_type' | 'reason'>;
+  readonly shed: Counter<'event_type'>;
 
   readonly #options: Required<Omit<MetricsOptions, 'buckets' | 'processMetrics'>> & Pick<MetricsOptions, 'buckets'>;
   readonly #eventTypes = new Set<string>();
@@ -76,6 +77,12 @@ export class SidecarMetrics {
       name: 'stufio_handler_metrics_dropped_total',
       help: 'Handler metric values dropped (too many names, clashing names, unsupported types).',
       labelNames: ['reason'],
+      registers,
+    });
+    this.shed = new Counter({
+      name: 'stufio_events_shed_total',
+      help: 'Core events refused unhandled because the subscription was overloaded (max_pending queued, every slot busy).',
+      labelNames: ['event_type'],
       registers,
     });
     this.deadLetters = new Counter({ name: 'stufio_dead_letters_total', help: 'Events copied to the dead-letter subject.', labelNames: ['event_type', 'reason'], registers });

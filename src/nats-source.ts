@@ -37,6 +37,8 @@ export interface SourceDeps {
   jsm?: JetStreamManager;
   prefix: string;
   deliver: DeliverFn;
+  /** Core only: a message refused because the sidecar is overloaded (it is answered, counted, not handled). */
+  shed?: (subscription: SubscriptionConfig, delivered: Delivered) => void;
   logger: Logger;
 }
 
@@ -169,8 +171,6 @@ export class CoreSource extends NatsSource {
     const consumer = this.config.queue_group ?? '';
     for await (const m of sub) {
       if (this.skipsDeadLetter(m.subject)) continue;
-      const wait = this.slots.acquire();
-      if (wait) await wait;
       const inbound: InboundMessage = {
         subject: m.subject,
         data: m.data,
@@ -180,7 +180,16 @@ export class CoreSource extends NatsSource {
         consumer,
         replyExpected: (m.reply !== undefined && m.reply !== '') || (m.headers?.has(REPLY_TO) ?? false),
       };
-      this.dispatch(inbound, coreSettlement(this.deps.nc, m));
+      const settle = coreSettlement(this.deps.nc, m);
+      // Core NATS has no flow control: the client queues whatever the server sends. Past max_pending
+      // queued messages with every slot busy, shed instead of growing without bound (requesters get 503).
+      if (this.slots.free === 0 && sub.getPending() > this.config.max_pending) {
+        this.deps.shed?.(this.config, { inbound, settle });
+        continue;
+      }
+      const wait = this.slots.acquire();
+      if (wait) await wait;
+      this.dispatch(inbound, settle);
     }
   }
 

@@ -135,7 +135,7 @@ export class Sidecar extends EventEmitter<{ state: [SidecarState]; handled: [Han
       });
       dispatcher.onHandled((h) => this.emit('handled', h));
       for (const sub of this.#subscriptions) {
-        const deps = { nc: this.#nc!, js: this.#js, jsm: this.#jsm, prefix: this.config.subject_prefix, deliver: dispatcher.dispatch, logger: this.logger };
+        const deps = { nc: this.#nc!, js: this.#js, jsm: this.#jsm, prefix: this.config.subject_prefix, deliver: dispatcher.dispatch, shed: dispatcher.shed, logger: this.logger };
         const source = sub.delivery === 'jetstream' ? new JetStreamSource(sub, deps) : new CoreSource(sub, deps);
         this.#sources.push(source);
         await source.start();
