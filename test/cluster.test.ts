@@ -26,6 +26,7 @@ describe('NATS cluster with two sidecar replicas', () => {
 
     const nc = await natsClient(cluster.urls);
     const js = jetstream(nc);
+    const jsm = await manager(nc);
     const N = 300;
     for (let i = 0; i < N; i++) {
       if (i === 100) {
@@ -34,7 +35,6 @@ describe('NATS cluster with two sidecar replicas', () => {
       }
       await publishDurably(js, 'events.test.js.cluster', JSON.stringify({ sleep_ms: 2, publish: [{ event_type: `out.${i}`, payload: { i } }] }), `cluster-${i}`);
     }
-    const jsm = await manager(nc);
     await waitUntil(async () => (await jsm.streams.info('OUT')).state.messages >= N, 90_000, `${N} follow-ups stored`);
     await waitUntil(async () => {
       const c = await jsm.consumers.info('IN', 'shared');

@@ -50,8 +50,17 @@ export async function natsClient(url: string | string[]): Promise<NatsConnection
   return nc;
 }
 
-export async function manager(nc: NatsConnection): Promise<JetStreamManager> {
-  return jetstreamManager(nc);
+/** A JetStream manager; its account-info request is retried while a cluster elects a leader. */
+export async function manager(nc: NatsConnection, deadlineMs = 20_000): Promise<JetStreamManager> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await jetstreamManager(nc);
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 export interface HandlerProcess {
