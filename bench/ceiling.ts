@@ -14,7 +14,6 @@
  */
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { pb, type EventMessage } from '@stufio/client';
-import { headers as natsHeaders } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
@@ -33,6 +32,7 @@ import {
   round,
   summarise,
   type Pids,
+  eventHeaders,
 } from './common.js';
 
 const flags = parseFlags(process.argv.slice(2));
@@ -171,14 +171,7 @@ async function jsPublish(server: string, windowSize: number) {
   for (let i = 0; i < count; i++) {
     while (outstanding >= windowSize) await new Promise<void>((resolve) => (wake = resolve));
     const id = `ceiling-${i}`;
-    const h = natsHeaders();
-    h.set('ce-specversion', '1.0');
-    h.set('ce-id', id);
-    h.set('ce-type', IN_TYPE);
-    h.set('ce-source', 'stufio-bench/load');
-    h.set('ce-subject', `e-${i % 1000}`);
-    h.set('ce-time', new Date().toISOString());
-    h.set('content-type', 'application/json');
+    const h = eventHeaders(id, i);
     outstanding++;
     js.publish(IN_SUBJECT, eventBody('c', i, round(performance.now(), 3)), { headers: h, msgID: id, timeout: 30_000 }).then(release, (err: unknown) => {
       errors++;

@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fstatSync, readFileSync } from 'node:fs';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
 import hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
 
@@ -44,6 +45,19 @@ export function eventBody(phase: string, i: number, t: number): Buffer {
 }
 
 /** Latency histogram in µs: 1 µs … 10 min, 3 significant digits. */
+/** The binary-mode CloudEvents headers of bench event `i`, as a producer would send them. */
+export function eventHeaders(id: string, i: number): MsgHdrs {
+  const h = natsHeaders();
+  h.set('ce-specversion', '1.0');
+  h.set('ce-id', id);
+  h.set('ce-type', IN_TYPE);
+  h.set('ce-source', 'stufio-bench/load');
+  h.set('ce-subject', `e-${i % 1000}`);
+  h.set('ce-time', new Date().toISOString());
+  h.set('content-type', 'application/json');
+  return h;
+}
+
 export function newHistogram(): Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
 }

@@ -14,7 +14,7 @@
  *
  * Prints one `@@result {...}` line.
  */
-import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { Histogram } from 'hdr-histogram-js';
@@ -25,7 +25,6 @@ import {
   eventBody,
   exitWhenParentGoes,
   IN_SUBJECT,
-  IN_TYPE,
   newHistogram,
   numFlag,
   OUT_WILDCARD,
@@ -37,6 +36,7 @@ import {
   summarise,
   type FollowUpPayload,
   type Pids,
+  eventHeaders,
 } from './common.js';
 
 interface Phase {
@@ -143,14 +143,7 @@ class Publisher {
     const t = performance.now();
     if (ph.sent === 0) ph.firstSend = t;
     const id = `${runTag}-${ph.id}-${i}`;
-    const h = natsHeaders();
-    h.set('ce-specversion', '1.0');
-    h.set('ce-id', id);
-    h.set('ce-type', IN_TYPE);
-    h.set('ce-source', 'stufio-bench/load');
-    h.set('ce-subject', `e-${i % 1000}`);
-    h.set('ce-time', new Date().toISOString());
-    h.set('content-type', 'application/json');
+    const h = eventHeaders(id, i);
     const body = eventBody(ph.id, i, round(t, 3));
     ph.sent++;
     ph.lastSend = t;

@@ -13,7 +13,7 @@ import type { EventMessage, HandlerResponse } from './gen/stufio/events/v1/handl
 import type { HandlerClient } from './handler-client.js';
 import type { HandlerHealth } from './handler-health.js';
 import type { Logger } from './logger.js';
-import type { SidecarMetrics } from './metrics.js';
+import type { EventTypeMetrics, SidecarMetrics } from './metrics.js';
 import type { Delivered, Settlement } from './nats-source.js';
 import { backoffDelay, decide, type Action, type HandlingResult, type Outcome } from './outcome.js';
 import type { Publisher } from './publisher.js';
@@ -112,16 +112,15 @@ export class Dispatcher {
       malformed = err instanceof MalformedEventError ? err.message : `cannot decode: ${errorMessage(err)}`;
     }
     const typeMetrics = metrics.forEventType(event?.eventType ?? eventTypeOfSubject(this.#prefix, inbound.subject) ?? 'unknown');
-    const eventType = typeMetrics.label;
     (inbound.mode === 'core' ? typeMetrics.receivedCore : typeMetrics.receivedJetStream).inc();
     if (inbound.attempt > 1) metrics.redeliveries.inc();
     try {
-      const process = () => this.#inContext(() => this.#process(subscription, inbound, settle, event, malformed, eventType, startedAt));
+      const process = () => this.#inContext(() => this.#process(subscription, inbound, settle, event, malformed, typeMetrics, startedAt));
       if (event && subscription.ordering === 'entity' && event.entityId !== '') await this.#serialise(event.entityId, process);
       else await process();
     } catch (err) {
       // A bug must not strand the message: hand it back for a later attempt (core: tell the requester).
-      metrics.countProcessed(eventType, inbound.mode === 'core' ? 'rejected' : 'retry');
+      typeMetrics.processed[inbound.mode === 'core' ? 'rejected' : 'retry'].inc();
       this.deps.logger.error({ event_id: event?.eventId, subject: inbound.subject, err: errorMessage(err) }, 'unexpected error handling event');
       if (inbound.mode === 'core') {
         if (inbound.replyExpected) settle.respond(errorBody('internal', errorMessage(err)), errorHeaders(event, errorMessage(err), 500, 'internal'));
@@ -139,10 +138,11 @@ export class Dispatcher {
     settle: Settlement,
     event: EventMessage | undefined,
     malformed: string | undefined,
-    eventType: string,
+    typeMetrics: EventTypeMetrics,
     startedAt: number,
   ): Promise<void> {
     const { metrics, logger } = this.deps;
+    const eventType = typeMetrics.label;
     let result: HandlingResult;
     let response: HandlerResponse | undefined;
     let followUps: OutboundEvent[] = [];
@@ -155,7 +155,6 @@ export class Dispatcher {
       // Only reachable when a sidecar died during the last allowed attempt: do not call the handler again.
       result = { kind: 'call_failed', code: status.ABORTED, message: `delivered ${inbound.attempt} times, past max_deliver` };
     } else {
-      const typeMetrics = metrics.forEventType(eventType);
       if (event.time) typeMetrics.eventAge.observe(Math.max(0, startedAt - event.time.getTime()) / 1000);
       await this.deps.health.whenServing();
       const t0 = performance.now();
@@ -189,9 +188,9 @@ export class Dispatcher {
 
     const action = decide(result, ctx);
     const outcome = await this.#apply(action, inbound, settle, event, response, eventType, subscription);
-    metrics.countProcessed(eventType, outcome);
+    typeMetrics.processed[outcome].inc();
     if (action.kind === 'ack') {
-      if (followUps.length > 0) metrics.forEventType(eventType).followUps.inc(followUps.length);
+      if (followUps.length > 0) typeMetrics.followUps.inc(followUps.length);
       if (response?.metrics) metrics.observeHandlerMetrics(eventType, response.metrics.values);
     } else {
       logger.warn(

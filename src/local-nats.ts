@@ -16,6 +16,7 @@ import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMainThread } from 'node:worker_threads';
+import { compareVersions } from './versions.js';
 
 /** The version scripts/bootstrap.sh installs; named in hints so they match what bootstrap does. */
 export const PINNED_NATS_SERVER_VERSION = '2.15.3';
@@ -71,16 +72,6 @@ function meetsFloor(bin: string): boolean {
   } catch {
     return false;
   }
-}
-
-function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).slice(0, 3).map(Number);
-  const pb = b.split(/[.-]/).slice(0, 3).map(Number);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 function isExecutableFile(file: string): boolean {

@@ -8,6 +8,7 @@ import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type Nat
 import { redactUrl, type NatsConfig } from './config.js';
 import { ConfigError, errorMessage, ServerFeatureError } from './errors.js';
 import { batchNatsWrites } from './nats-write-batching.js';
+import { compareVersions } from './versions.js';
 
 /** The oldest nats-server we run against (Debian's package); older ones lack what JetStream use needs. */
 export const MIN_SERVER_VERSION = '2.9.0';
@@ -85,14 +86,4 @@ export function checkServerFeatures(nc: NatsConnection, needs: { jetstream: bool
   if (needs.jetstream && !nc.info?.jetstream) {
     throw new ServerFeatureError(`nats-server ${version} at ${nc.getServer()} has JetStream disabled, but a subscription uses delivery: jetstream (start the server with -js)`);
   }
-}
-
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).map((p) => parseInt(p, 10) || 0);
-  const pb = b.split(/[.-]/).map((p) => parseInt(p, 10) || 0);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }

@@ -9,7 +9,7 @@ import { jserrors } from '@nats-io/jetstream/internal';
 import type { SubscriptionConfig } from './config.js';
 import { REPLY_TO, headerMap, type InboundMessage } from './cloudevents.js';
 import { errorMessage, ServerFeatureError } from './errors.js';
-import { compareVersions } from './nats-connection.js';
+import { compareVersions } from './versions.js';
 import { eventTypeOfSubject, isDeadLetterEventType, patternTargetsDeadLetters, subjectFor } from './event-type.js';
 import type { Logger } from './logger.js';
 

@@ -107,9 +107,8 @@ export class Publisher {
   /** The stream that captures `subject`, or undefined; cached. */
   async streamFor(subject: string): Promise<string | undefined> {
     if (!this.jsm) return undefined;
-    const now = Date.now();
-    const cached = this.#streamOf.get(subject);
-    if (cached && cached.until > now) return cached.stream;
+    const cached = this.#cachedStream(subject);
+    if (cached !== null) return cached;
     let stream: string | undefined;
     try {
       stream = await this.jsm.streams.find(subject);
@@ -122,7 +121,7 @@ export class Publisher {
       stream = undefined;
     }
     if (this.#streamOf.size > 10_000) this.#streamOf.clear();
-    this.#streamOf.set(subject, { stream, until: now + this.#cacheMs });
+    this.#streamOf.set(subject, { stream, until: Date.now() + this.#cacheMs });
     return stream;
   }
 }
